@@ -181,3 +181,14 @@ def suppressed_token_ids(tokenizer) -> list[int]:
     """Ids a random model must never sample: vision tokens and turn openers crash generation."""
     names = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|im_start|>")
     return [tokenizer.convert_tokens_to_ids(n) for n in names]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("output_dir", help="folder to write the checkpoint to")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def main(args) -> int:
+    path = build_tiny_model(args.output_dir, seed=args.seed)
+    print(f"tiny Qwen2.5-VL written to {path}")
+    return 0

@@ -1,0 +1,74 @@
+"""Render a (partial) V-Thinker conversation into the model's prompt text.
+
+The system and user turns go through the model's own chat template; the
+assistant turn is opened and the text generated so far is appended verbatim,
+with each ``<image>`` placeholder (prompt images and sandbox images alike)
+replaced by the model's image markup. Backends and the RL trainer both call
+:func:`build_prompt`, so a rollout is scored on exactly the text it was
+generated from.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from vthinker_plugins.protocol import IMAGE_PLACEHOLDER
+
+#: Qwen2-VL / Qwen2.5-VL markup for one image; the processor expands the pad token.
+QWEN_IMAGE_MARKUP = "<|vision_start|><|image_pad|><|vision_end|>"
+
+
+def _template_owner(processor: Any) -> Any:
+    return processor if getattr(processor, "chat_template", None) else getattr(processor, "tokenizer", processor)
+
+
+@lru_cache(maxsize=32)
+def _markup_for(owner_id: int, owner: Any) -> str:
+    probe = "\x00MARK\x00"
+    text = owner.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": probe}]}],
+        tokenize=False,
+        add_generation_prompt=False,
+    )
+    head = text[: text.index(probe)]
+    # The markup is what the template put between the user header and the probe text.
+    marker = "user\n"
+    return head[head.rindex(marker) + len(marker):] if marker in head else QWEN_IMAGE_MARKUP
+
+
+def image_markup(processor: Any) -> str:
+    """The text one image becomes in this model's prompts (discovered from its chat template)."""
+    owner = _template_owner(processor)
+    try:
+        markup = _markup_for(id(owner), owner)
+    except Exception:  # noqa: BLE001 - templates without image support fall back to Qwen's
+        return QWEN_IMAGE_MARKUP
+    return markup or QWEN_IMAGE_MARKUP
+
+
+def _user_content(user: str) -> list[dict[str, str]]:
+    parts: list[dict[str, str]] = []
+    pieces = user.split(IMAGE_PLACEHOLDER)
+    for i, piece in enumerate(pieces):
+        if i:
+            parts.append({"type": "image"})
+        if piece:
+            parts.append({"type": "text", "text": piece})
+    return parts
+
+
+def build_prompt(processor: Any, system: str, user: str, assistant_prefix: str = "") -> str:
+    """Prompt text up to the point where the model continues its assistant turn."""
+    owner = _template_owner(processor)
+    messages = [
+        {"role": "system", "content": [{"type": "text", "text": system}]},
+        {"role": "user", "content": _user_content(user)},
+    ]
+    text = owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return text + assistant_prefix.replace(IMAGE_PLACEHOLDER, image_markup(processor))
+
+
+def expand_placeholders(processor: Any, text: str) -> str:
+    """Replace ``<image>`` placeholders in any text (e.g. an observation) by the model's markup."""
+    return text.replace(IMAGE_PLACEHOLDER, image_markup(processor))
