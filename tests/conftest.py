@@ -1,0 +1,50 @@
+"""Fixtures shared by every test area: the tiny model, the real MathVision data, the environments."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# CI puts a copy of shared/ beside the clone; a developer's checkout has it at ../shared as well.
+SHARED = Path(os.environ.get("VTHINKER_SHARED", ROOT.parent / "shared"))
+ENV_DIR = Path(os.environ.get("VTHINKER_ENV_DIR", ROOT / ".venvs"))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen2.5-VL checkpoint, built once per test session."""
+    from vthinker_plugins.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2.5-vl"))
+
+
+@pytest.fixture(scope="session")
+def mathvision_dir() -> Path:
+    path = SHARED / "data" / "mathvision"
+    if not (path / "testmini.jsonl").exists():
+        pytest.fail(f"MathVision data not found at {path}; set VTHINKER_SHARED to the shared/ folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def main_bin() -> Path:
+    """bin/ of the main environment (TRL 1.16, lmms-eval, VLMEvalKit): the one running the tests."""
+    return Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def sft_bin() -> Path:
+    """bin/ of the LlamaFactory environment."""
+    path = ENV_DIR / "sft" / "bin"
+    if not (path / "llamafactory-cli").exists():
+        pytest.fail(f"LlamaFactory environment missing at {path}: run scripts/setup.sh")
+    return path
