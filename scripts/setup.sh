@@ -4,7 +4,16 @@
 #   .venvs/sft   LlamaFactory 0.9.5 + the package (stage-1 / stage-2 SFT)
 # Both install the exact versions in envs/*.lock. Re-running reuses an environment whose
 # lock has not changed. VTHINKER_ENV_DIR moves the environments elsewhere.
+#   --vllm  (GPU machines) build the main environment from envs/vllm.in: + vllm 0.33.0, torch 2.14.0
 set -euo pipefail
+with_vllm=0
+for arg in "$@"; do
+  case "$arg" in
+    --vllm) with_vllm=1 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 env_dir="${VTHINKER_ENV_DIR:-$root/.venvs}"
 python="${PYTHON:-python3.11}"
@@ -23,7 +32,7 @@ if ! command -v bwrap >/dev/null 2>&1; then
   fi
 fi
 
-make_env() {  # name lockfile
+make_env() {  # name requirements-file
   local name="$1" lock="$root/envs/$2" venv="$env_dir/$1"
   local stamp="$venv/.vthinker-lock.sha256" want
   want="$(sha256sum "$lock" | cut -d' ' -f1)"
@@ -37,10 +46,11 @@ make_env() {  # name lockfile
     "$venv/bin/pip" install -q -r "$lock" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
     echo "$want" > "$stamp"
   fi
-  # The package itself, editable, so the checkout is what runs.
-  "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$root" 2> >(grep -v "is ignored: it is neither" >&2)
+  # The package itself, editable, so the checkout is what runs (setuptools' notices go to a log).
+  "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$root" >"$venv/.vthinker-editable.log" 2>&1 \
+    || { cat "$venv/.vthinker-editable.log" >&2; exit 1; }
 }
 
-make_env main main.lock
+if [ "$with_vllm" = 1 ]; then make_env main vllm.in; else make_env main main.lock; fi
 make_env sft sft.lock
 log "ready: $env_dir/main/bin/vthinker, $env_dir/sft/bin/llamafactory-cli"

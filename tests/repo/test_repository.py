@@ -1,0 +1,56 @@
+"""Repository-level checks: lint, the README's promises, and the GPU environment's resolvability."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_ruff_clean() -> None:
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    assert ruff, "ruff is not installed in the main environment"
+    proc = subprocess.run([ruff, "check", "--no-cache", str(ROOT)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```bash\n(.*?)```", readme, re.S)
+    assert block and readme.index("```bash") < 40, "README must open with a bash block"
+    commands = [line for line in block.group(1).splitlines() if line.strip()]
+    assert len(commands) == 2, commands
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert commands[1] in ci, f".ci/run must call the README's test command {commands[1]!r}"
+
+
+def test_lock_files_pin_every_package() -> None:
+    for lock in ("main.lock", "sft.lock"):
+        lines = [ln for ln in (ROOT / "envs" / lock).read_text().splitlines() if ln and not ln.startswith("#")]
+        loose = [ln for ln in lines if "==" not in ln]
+        assert not loose, f"{lock}: unpinned lines {loose}"
+    main = (ROOT / "envs" / "main.lock").read_text()
+    sft = (ROOT / "envs" / "sft.lock").read_text()
+    assert "trl==1.16.0" in main and "llamafactory==0.9.5" in sft and "torch==2.14.1" in main and "torch==2.14.1" in sft
+
+
+@pytest.mark.skipif(os.environ.get("VTHINKER_SKIP_NETWORK") == "1", reason="VTHINKER_SKIP_NETWORK=1")
+def test_main_environment_resolves_with_vllm() -> None:
+    """The GPU set (main requirements + vllm 0.33.0, torch 2.14.0) must stay installable: a dry-run resolve."""
+    pip = Path(sys.executable).parent / "pip"
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "check_vllm_resolve.sh")],
+        capture_output=True, text=True, env={**os.environ, "PIP": str(pip)}, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    picked = dict(line.split("==") for line in proc.stdout.split())
+    assert picked["vllm"] == "0.33.0" and picked["torch"] == "2.14.0"
+    main_lock = (ROOT / "envs" / "main.lock").read_text()
+    assert f"transformers=={picked['transformers']}" in main_lock, "the GPU set must keep the CPU set's transformers"
