@@ -34,7 +34,6 @@ from vthinker_plugins.protocol import (
 )
 from vthinker_plugins.sample import Sample
 
-
 # --------------------------------------------------------------------------- backend contract
 
 @dataclass
@@ -56,6 +55,9 @@ class GenerationRequest:
     stop: tuple[str, ...] = STOP_STRINGS
     temperature: float = 0.0
     top_p: float = 1.0
+    #: The sample being answered. Ordinary backends ignore it; the ``reference`` oracle and
+    #: scripted test models read the sample's id, reference code and answer from it.
+    sample: Sample | None = None
 
 
 @dataclass
@@ -254,7 +256,7 @@ class _GenerationScheduler:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (_, future), out in zip(batch, outputs):
+            for (_, future), out in zip(batch, outputs, strict=True):
                 if not future.done():
                     future.set_result(out)
 
@@ -365,6 +367,7 @@ class InteractionLoop:
                     max_new_tokens=budget,
                     temperature=cfg.temperature,
                     top_p=cfg.top_p,
+                    sample=sample,
                 )
                 t0 = time.perf_counter()
                 out = await scheduler.generate(request)

@@ -1,0 +1,73 @@
+"""Model backends for the interaction loop, chosen by a spec string.
+
+=====================  ==========================================================
+spec                   backend
+=====================  ==========================================================
+``reference``          :class:`ReferenceBackend` — an oracle replaying reference code
+``openai:MODEL``       :class:`OpenAIBackend` — any OpenAI-compatible chat endpoint
+``vllm:PATH``          :class:`VLLMBackend` — vLLM offline engine (GPU; optional)
+anything else          :class:`HFBackend` — a local checkpoint folder or hub id
+=====================  ==========================================================
+
+Backends import their heavy dependencies lazily, so ``make_backend("reference")``
+loads neither torch nor openai.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vthinker_plugins.loop import Backend
+
+
+def make_backend(spec: str, **options: Any) -> Backend:
+    """Build the backend named by ``spec``; ``options`` go to its constructor.
+
+    >>> make_backend("reference")
+    >>> make_backend("openai:gpt-4o", base_url="http://127.0.0.1:8000/v1", api_key="x")
+    >>> make_backend("/models/V-Thinker-7B", device="cuda", max_pixels=2_408_448)
+    """
+    spec = str(spec).strip()
+    if not spec:
+        raise ValueError("empty model spec; use 'reference', 'openai:NAME', 'vllm:PATH' or a checkpoint path")
+    if spec == "reference":
+        from .reference import ReferenceBackend
+
+        if options:
+            raise ValueError(f"the reference oracle takes no options (got {sorted(options)})")
+        return ReferenceBackend()
+    if spec.startswith("openai:"):
+        from .openai_api import OpenAIBackend
+
+        return OpenAIBackend(spec.split(":", 1)[1], **options)
+    if spec.startswith("vllm:"):
+        from .vllm import VLLMBackend
+
+        return VLLMBackend(spec.split(":", 1)[1], **options)
+    from .hf import HFBackend
+
+    return HFBackend(spec, **options)
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``["device=cuda", "max_pixels=4194304", "script=run.jsonl"]`` -> typed dict (ints, floats, bools)."""
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"model option {pair!r}: expected KEY=VALUE")
+        key, raw = pair.split("=", 1)
+        value: Any = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            for cast in (int, float):
+                try:
+                    value = cast(raw)
+                    break
+                except ValueError:
+                    continue
+        options[key.strip().replace("-", "_")] = value
+    return options
+
+
+__all__ = ["Backend", "make_backend", "parse_options"]

@@ -1,0 +1,256 @@
+"""Benchmark loaders: VTBench (three tasks) and MathVision, from the hub or local files.
+
+>>> samples = load_benchmark("mathvision-testmini", data="../shared/data/mathvision", limit=8)
+>>> samples = load_benchmark("vtbench-reasoning")          # We-Math/VTBench from the hub
+>>> samples = load_benchmark("path/to/my_vtbench.parquet")  # format detected from the columns
+
+A local ``data`` may be a parquet/jsonl file, a folder of them (the MATH-V GitHub
+layout with ``test.jsonl``/``testmini.jsonl`` and ``images/`` loads as is), or a
+``save_to_disk`` folder. Rows are decoded lazily, so ``limit`` keeps loading cheap.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from vthinker_plugins.data.sources import DataError, load_rows, to_image
+from vthinker_plugins.sample import Sample
+
+VTBENCH_HUB_ID = "We-Math/VTBench"
+MATHVISION_HUB_ID = "MathLLMs/MathVision"
+
+#: The three VTBench tasks: (task name, question column, answer column, annotation column, round limit).
+VTBENCH_TASKS = (
+    ("vtbench_perception", "question_perception", None, "annotation_perception", 1),
+    ("vtbench_instruction", "question_instruction", "answer_instruction", "annotation_instruction", 1),
+    ("vtbench_reasoning", "question_reasoning", "answer_reasoning", None, 5),
+)
+#: Extra columns of the project's VTBench-format sample: reference tool code per task.
+VTBENCH_CODE_COLUMNS = {
+    "vtbench_perception": "code_perception",
+    "vtbench_instruction": "code_instruction",
+    "vtbench_reasoning": "code_reasoning",
+}
+
+#: name -> (default source, split, task filter)
+BENCHMARKS: dict[str, tuple[str, str | None, str | None]] = {
+    "vtbench": (VTBENCH_HUB_ID, "train", None),
+    "vtbench-perception": (VTBENCH_HUB_ID, "train", "vtbench_perception"),
+    "vtbench-instruction": (VTBENCH_HUB_ID, "train", "vtbench_instruction"),
+    "vtbench-reasoning": (VTBENCH_HUB_ID, "train", "vtbench_reasoning"),
+    "mathvision": (MATHVISION_HUB_ID, "test", None),
+    "mathvision-testmini": (MATHVISION_HUB_ID, "testmini", None),
+}
+
+
+def _field(row: dict[str, Any], name: str, where: str) -> Any:
+    if name not in row:
+        raise DataError(f"{where}: missing field {name!r} (fields: {sorted(row)})")
+    return row[name]
+
+
+def _text(row: dict[str, Any], name: str, where: str) -> str:
+    value = _field(row, name, where)
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{where}: field {name!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _codes(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    return [str(c) for c in value if c is not None and str(c).strip()]
+
+
+def vtbench_samples(row: dict[str, Any], *, where: str = "vtbench row") -> list[Sample]:
+    """The three VTBench items of one row (perception, instruction-guided, interactive reasoning).
+
+    Perception and instruction get ``max_rounds=1`` and the ground-truth drawing as
+    ``meta["annotation"]``; reasoning gets ``max_rounds=5``. Reference tool code
+    (``code_*`` columns of the project's generated sample) goes to ``meta["reference_code"]``.
+    """
+    row_id = str(_field(row, "id", where))
+    where = f"{where} (id={row_id})"
+    image = to_image(_field(row, "image", where), where=f"{where} field 'image'")
+    samples = []
+    for task, q_col, a_col, ann_col, rounds in VTBENCH_TASKS:
+        meta: dict[str, Any] = {"row_id": row_id}
+        if ann_col is not None:
+            meta["annotation"] = to_image(_field(row, ann_col, where), where=f"{where} field {ann_col!r}")
+        code_col = VTBENCH_CODE_COLUMNS[task]
+        if code_col in row:
+            meta["reference_code"] = _codes(row[code_col])
+        answer = None
+        if a_col is not None:
+            raw = _field(row, a_col, where)
+            answer = None if raw is None else str(raw)
+            if task == "vtbench_reasoning" and not (answer or "").strip():
+                raise DataError(f"{where}: field {a_col!r} is empty")
+        samples.append(
+            Sample(
+                id=f"{row_id}_{task.removeprefix('vtbench_')}",
+                question=_text(row, q_col, where),
+                images=[image],
+                answer=answer,
+                task=task,
+                max_rounds=rounds,
+                meta=meta,
+            )
+        )
+    return samples
+
+
+def _letters_only(options: list[str]) -> bool:
+    return all(opt.strip() == letter for opt, letter in zip(options, string.ascii_uppercase, strict=False))
+
+
+def mathvision_question(question: str, options: list[str]) -> str:
+    """The question text shown to the model; multiple-choice options are listed as (A) ... (E)."""
+    if not options:
+        return question
+    letters = string.ascii_uppercase[: len(options)]
+    if _letters_only(options):  # the choices are drawn in the image
+        return f"{question}\nAnswer with the letter of the correct choice: {', '.join(letters)}."
+    listed = "\n".join(f"({letter}) {opt}" for letter, opt in zip(letters, options, strict=True))
+    return f"{question}\nChoices:\n{listed}"
+
+
+def mathvision_sample(
+    row: dict[str, Any], base_dir: str | Path | None = None, *, where: str = "mathvision row"
+) -> Sample:
+    """One MathVision row (hub or MATH-V GitHub layout) as a :class:`Sample`.
+
+    ``options`` holds the option texts (empty for free-form questions), ``answer`` is
+    the ground truth as given (a letter for multiple choice), ``meta`` has level and subject.
+    """
+    row_id = str(_field(row, "id", where))
+    where = f"{where} (id={row_id})"
+    question = _text(row, "question", where)
+    options = row.get("options") or []
+    if not isinstance(options, list):
+        raise DataError(f"{where}: field 'options' must be a list, got {type(options).__name__}")
+    options = [str(o) for o in options]
+    answer = _field(row, "answer", where)
+    if answer is None or not str(answer).strip():
+        raise DataError(f"{where}: field 'answer' is empty")
+    # The hub has the decoded image beside the relative path; the GitHub layout only the path.
+    image_value = row.get("decoded_image") or _field(row, "image", where)
+    image = to_image(image_value, base_dir, where=f"{where} field 'image'")
+    return Sample(
+        id=row_id,
+        question=mathvision_question(question, options),
+        images=[image],
+        answer=str(answer).strip(),
+        options=options,
+        task="mathvision",
+        meta={"level": row.get("level"), "subject": row.get("subject"), "raw_question": question},
+    )
+
+
+def generic_sample(row: dict[str, Any], base_dir: str | Path | None = None, *, index: int = 0,
+                   where: str = "row") -> Sample:
+    """A row with ``question``, ``image`` (or ``images``) and optional ``id``/``answer``/``options``/``task``."""
+    row_id = str(row.get("id", index))
+    where = f"{where} (id={row_id})"
+    values = row.get("images") if row.get("images") is not None else [_field(row, "image", where)]
+    images = [to_image(v, base_dir, where=f"{where} field 'image'") for v in values]
+    return Sample(
+        id=row_id,
+        question=_text(row, "question", where),
+        images=images,
+        answer=None if row.get("answer") is None else str(row["answer"]),
+        options=[str(o) for o in row.get("options") or []],
+        task=str(row.get("task") or "generic"),
+        meta={k: v for k, v in row.items() if k in ("level", "subject", "category")},
+    )
+
+
+def detect_format(columns: Iterable[str]) -> str:
+    """``vtbench``, ``mathvision`` or ``generic`` from a dataset's column names."""
+    cols = set(columns)
+    if {"question_reasoning", "question_perception", "question_instruction"} <= cols:
+        return "vtbench"
+    if {"question", "options", "answer", "level", "subject"} <= cols:
+        return "mathvision"
+    if "question" in cols and ({"image", "images"} & cols):
+        return "generic"
+    raise DataError(f"cannot tell the benchmark format from the columns {sorted(cols)}; expected VTBench, "
+                    "MathVision, or question + image(s) [+ answer, options, id, task]")
+
+
+def _base_dir(source: str) -> Path | None:
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path.parent
+    return path if path.is_dir() else None
+
+
+def iter_benchmark(name_or_path: str, data: str | Path | None = None, split: str | None = None) -> Iterator[Sample]:
+    """Samples one by one (lazy); see :func:`load_benchmark`."""
+    if name_or_path in BENCHMARKS:
+        default_source, default_split, task = BENCHMARKS[name_or_path]
+        source = str(data) if data is not None else default_source
+        split = split or default_split
+    else:
+        if data is not None:
+            raise DataError(f"--data is only for named benchmarks ({', '.join(BENCHMARKS)}); "
+                            f"{name_or_path!r} is itself the data path")
+        source, task = str(name_or_path), None
+        if not Path(source).expanduser().exists():
+            raise DataError(f"unknown benchmark {name_or_path!r}: not one of {', '.join(BENCHMARKS)} "
+                            "and no such file or folder")
+    rows = load_rows(source, split)
+    fmt = detect_format(rows.column_names)
+    expected = "vtbench" if name_or_path.startswith("vtbench") else "mathvision" if name_or_path in BENCHMARKS else fmt
+    if fmt != expected:
+        raise DataError(f"{source}: benchmark {name_or_path!r} expects {expected} columns, found a {fmt} dataset "
+                        f"(columns {sorted(rows.column_names)})")
+    base = _base_dir(source)
+    for i, row in enumerate(rows):
+        where = f"{source} row {i}"
+        if fmt == "vtbench":
+            for sample in vtbench_samples(row, where=where):
+                if task is None or sample.task == task:
+                    yield sample
+        elif fmt == "mathvision":
+            yield mathvision_sample(row, base, where=where)
+        else:
+            yield generic_sample(row, base, index=i, where=where)
+
+
+def load_benchmark(
+    name_or_path: str,
+    data: str | Path | None = None,
+    split: str | None = None,
+    limit: int | None = None,
+) -> list[Sample]:
+    """Load a benchmark as samples.
+
+    Args:
+        name_or_path: ``vtbench``, ``vtbench-perception``, ``vtbench-instruction``,
+            ``vtbench-reasoning``, ``mathvision``, ``mathvision-testmini``, or a local
+            file/folder whose format is detected from its columns.
+        data: local copy of a named benchmark (file, folder or ``save_to_disk`` folder);
+            default: the hub id.
+        split: override the default split (``train`` for VTBench, ``test``/``testmini`` for MathVision).
+        limit: keep the first ``limit`` samples.
+    """
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    samples: list[Sample] = []
+    if limit == 0:
+        return samples
+    seen: set[str] = set()
+    for sample in iter_benchmark(name_or_path, data, split):
+        if sample.id in seen:
+            raise DataError(f"{data or name_or_path}: duplicate sample id {sample.id!r}")
+        seen.add(sample.id)
+        samples.append(sample)
+        if limit is not None and len(samples) >= limit:
+            break
+    return samples
