@@ -1,0 +1,51 @@
+"""Sandbox limits and knobs (one dataclass, safe defaults)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+ISOLATION_MODES = ("auto", "namespaces", "process")
+
+
+@dataclass
+class SandboxConfig:
+    wall_time_s: float = 10.0
+    # Memory the cell may map on top of the warm worker's baseline (RLIMIT_AS = baseline + this).
+    memory_bytes: int = 2 << 30
+    file_size_bytes: int = 64 << 20
+    max_output_images: int = 16
+    max_output_bytes: int = 64 << 20
+    max_stdout_bytes: int = 1 << 20
+    max_open_files: int = 256
+    workers: int | None = None
+    python: str | None = None
+    isolation: str = "auto"
+    # Declared size above which an output image is rejected before any pixel is decoded.
+    max_image_pixels: int = 50_000_000
+    # False: PNG outputs are checked chunk by chunk (CRC, IHDR, bounded inflate) and stripped of
+    # ancillary chunks, which is ~20x cheaper than decoding; True: every output is decoded and re-encoded.
+    reencode_png: bool = False
+    # Extra read-only paths visible to cells (e.g. a font folder).
+    extra_ro_paths: list[str] = field(default_factory=list)
+    # Threads a cell may create (OpenBLAS, user threads); bounded further by memory_bytes.
+    max_threads: int = 64
+    # Preferred namespace tool: "auto" tries bubblewrap, then the unshare syscall.
+    namespace_tool: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.isolation not in ISOLATION_MODES:
+            raise ValueError(f"isolation must be one of {ISOLATION_MODES}, got {self.isolation!r}")
+        if self.namespace_tool not in ("auto", "bwrap", "unshare"):
+            raise ValueError(f"namespace_tool must be auto, bwrap or unshare, got {self.namespace_tool!r}")
+        if self.wall_time_s <= 0:
+            raise ValueError("wall_time_s must be > 0")
+
+    @property
+    def n_workers(self) -> int:
+        return max(1, self.workers if self.workers is not None else (os.cpu_count() or 1))
+
+    @property
+    def interpreter(self) -> str:
+        return self.python or sys.executable

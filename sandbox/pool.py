@@ -1,0 +1,277 @@
+"""Host side of the warm workers: launching them (as a separate process tree), talking to them, replacing them.
+
+Workers are started with subprocess (never by forking the host, which may have initialised CUDA). Each
+owns a folder ``w<i>/`` with ``cell/{in,out,tmp}`` for one-shot cells and ``s<id>/`` per session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from typing import Any
+
+from . import protocol
+from .config import SandboxConfig
+
+NOBODY = 65534
+BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from sandbox.worker import main; main(sys.argv[2])"
+PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+START_TIMEOUT_S = 180.0
+GRACE_S = 5.0
+
+
+class SandboxUnavailable(RuntimeError):
+    """A requested isolation layer (or the worker itself) cannot be started on this machine."""
+
+
+class WorkerLost(RuntimeError):
+    pass
+
+
+def wipe(path: str) -> None:
+    """Empty a folder the cell could write to (it may have removed permissions on what it made)."""
+    def onerror(func, p, exc):  # noqa: ANN001
+        try:
+            os.chmod(os.path.dirname(p), 0o700)
+            os.chmod(p, 0o700)
+            func(p)
+        except OSError:
+            pass
+
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return
+    for e in entries:
+        if e.is_dir(follow_symlinks=False):
+            shutil.rmtree(e.path, onerror=onerror)
+        else:
+            try:
+                os.unlink(e.path)
+            except OSError:
+                pass
+
+
+def make_dirs(root: str) -> dict[str, str]:
+    """in/ is readable by the cell; out/ and tmp/ belong to the cell's uid."""
+    dirs = {k: os.path.join(root, k) for k in ("in", "out", "tmp")}
+    os.makedirs(root, mode=0o711, exist_ok=True)
+    for k, p in dirs.items():
+        os.makedirs(p, mode=0o755 if k == "in" else 0o700, exist_ok=True)
+        if k != "in" and os.geteuid() == 0:
+            os.chown(p, NOBODY, NOBODY)
+    return dirs
+
+
+def find_bwrap() -> str | None:
+    return shutil.which("bwrap", path="/usr/bin:/bin:/usr/local/bin")
+
+
+class WorkerHandle:
+    def __init__(self, pool: Pool, index: int) -> None:
+        self.pool = pool
+        self.index = index
+        self.dir = os.path.join(pool.base, f"w{index}")
+        self.root_dir = os.path.join(pool.base, "roots", str(index))
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen | None = None
+        self.generation = 0
+        self.report: dict[str, Any] = {}
+        self.cell_dirs: dict[str, str] = {}
+        self._ids = 0
+
+    def start(self) -> None:
+        cfg = self.pool.config
+        os.makedirs(self.dir, mode=0o711, exist_ok=True)
+        os.makedirs(self.root_dir, mode=0o700, exist_ok=True)
+        self.cell_dirs = make_dirs(os.path.join(self.dir, "cell"))
+        for p in self.cell_dirs.values():
+            wipe(p)
+        args = {
+            "worker_dir": self.dir, "root_dir": self.root_dir, "cell_dirs": self.cell_dirs,
+            "isolation": self.pool.isolation, "ns_tool": self.pool.ns_tool, "hide": [PKG_PARENT],
+            "extra_ro": list(cfg.extra_ro_paths),
+            "limits": {"wall": cfg.wall_time_s, "memory": cfg.memory_bytes, "fsize": cfg.file_size_bytes,
+                       "nofile": cfg.max_open_files, "stdout": cfg.max_stdout_bytes,
+                       "nproc": cfg.max_threads * self.pool.config.n_workers + 64},
+        }
+        log = open(os.path.join(self.pool.base, f"worker{self.index}.log"), "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [cfg.interpreter, "-I", "-B", "-c", BOOT, PKG_PARENT, json.dumps(args)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=self.pool.worker_env,
+                cwd=self.dir, start_new_session=True, close_fds=True)
+        finally:
+            log.close()
+        try:
+            ready = protocol.read_frame(self.proc.stdout.fileno(), time.monotonic() + START_TIMEOUT_S)
+        except (EOFError, protocol.ProtocolError, OSError) as e:
+            self.kill()
+            raise SandboxUnavailable(f"sandbox worker failed to start ({e}); see {self.pool.base}/worker*.log") \
+                from None
+        if not ready.get("ok"):
+            self.kill()
+            raise SandboxUnavailable(f"sandbox worker failed to start: {ready.get('error')}")
+        self.report = ready.get("report", {})
+        self.generation += 1
+
+    def call(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """One request/response exchange; any failure kills the worker (the caller restarts it)."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise WorkerLost("worker is not running")
+        self._ids += 1
+        msg["id"] = self._ids
+        try:
+            protocol.write_frame(self.proc.stdin.fileno(), msg)
+            while True:
+                resp = protocol.read_frame(self.proc.stdout.fileno(), time.monotonic() + timeout)
+                if resp.get("id") == msg["id"]:
+                    return resp
+        except (OSError, EOFError, protocol.ProtocolError) as e:
+            self.kill()
+            raise WorkerLost(str(e) or type(e).__name__) from None
+
+    def kill(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # supervisor and worker share the group; cells die with them
+        except OSError:
+            pass
+        for f in (proc.stdin, proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()  # EOF: the worker reaps its children and exits
+            proc.wait(2)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+class Pool:
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.base = ""
+        self.workers: list[WorkerHandle] = []
+        self.idle: queue.Queue[WorkerHandle] = queue.Queue()
+        self.started = False
+        self.closed = False
+        self._lock = threading.Lock()
+        self.isolation = config.isolation
+        self.ns_tool: str | None = None
+        self.report: dict[str, Any] = {}
+
+    def _plan(self) -> None:
+        cfg = self.config
+        if cfg.isolation == "process":
+            self.ns_tool = None
+            return
+        if cfg.namespace_tool == "bwrap":
+            raise SandboxUnavailable("namespace_tool='bwrap' is not supported yet; use 'auto' or 'unshare'")
+        self.ns_tool = "unshare"
+
+    def _env(self) -> dict[str, str]:
+        mpl = os.environ.get("MPLCONFIGDIR") or os.path.join(os.path.expanduser("~"), ".cache", "vthinker-sandbox",
+                                                             "matplotlib")
+        try:
+            os.makedirs(mpl, exist_ok=True)
+        except OSError:
+            mpl = os.path.join(self.base, "mpl")
+            os.makedirs(mpl, exist_ok=True)
+        threads = "1"
+        return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+                "HOME": self.base, "MPLBACKEND": "Agg", "MPLCONFIGDIR": mpl, "OPENBLAS_NUM_THREADS": threads,
+                "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "NUMEXPR_NUM_THREADS": threads}
+
+    def ensure_started(self) -> None:
+        if self.started:
+            return
+        with self._lock:
+            if self.started:
+                return
+            if self.closed:
+                raise RuntimeError("sandbox is closed")
+            self._plan()
+            self.base = tempfile.mkdtemp(prefix="vtsbx-")
+            os.chmod(self.base, 0o711)
+            self.worker_env = self._env()
+            first = WorkerHandle(self, 0)
+            first.start()  # first alone: it decides whether namespaces work here
+            ns = first.report.get("namespaces", {})
+            if self.isolation == "auto":
+                self.isolation = "namespaces" if ns.get("active") else "process"
+                self.ns_tool = self.ns_tool if ns.get("active") else None
+            self.workers = [first] + [WorkerHandle(self, i) for i in range(1, self.config.n_workers)]
+            errors: list[BaseException] = []
+
+            def boot(w: WorkerHandle) -> None:
+                try:
+                    w.start()
+                except BaseException as e:  # noqa: BLE001
+                    errors.append(e)
+
+            threads = [threading.Thread(target=boot, args=(w,)) for w in self.workers[1:]]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if errors:
+                for w in self.workers:
+                    w.kill()
+                raise errors[0]
+            self.report = dict(first.report)
+            for w in self.workers:
+                self.idle.put(w)
+            self.started = True
+
+    def acquire(self) -> WorkerHandle:
+        self.ensure_started()
+        w = self.idle.get()
+        w.lock.acquire()
+        return w
+
+    def release(self, w: WorkerHandle) -> None:
+        w.lock.release()
+        self.idle.put(w)
+
+    def revive(self, w: WorkerHandle) -> None:
+        """Replace a dead worker; if that fails the slot stays dead and the next call retries."""
+        if self.closed:
+            return
+        try:
+            w.restart()
+        except SandboxUnavailable:
+            pass
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            for w in self.workers:
+                w.stop()
+            if self.base:
+                shutil.rmtree(self.base, ignore_errors=True)
+            self.started = False
