@@ -1,0 +1,176 @@
+"""``vthinker convert perception|interaction``: hub or local data -> LlamaFactory sharegpt data.
+
+Examples::
+
+    vthinker convert perception  --source We-Math/V-Perception-40K  --out data/llamafactory
+    vthinker convert interaction --source We-Math/V-Interaction-400K --split train_part1,train_part2 \\
+        --out data/llamafactory --num-proc 8 --verify
+
+The output folder is LlamaFactory's ``dataset_dir``: it receives the shards, the images and a
+``dataset_info.json`` entry (``v_perception`` / ``v_interaction`` unless ``--name``). Re-running
+the same command resumes an interrupted conversion. Excluded rows are listed with id and reason
+in ``reports/<name>/excluded.jsonl``; the run ends with a count per reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from vthinker_plugins.data import interaction, perception
+from vthinker_plugins.data.sharegpt import convert
+from vthinker_plugins.data.sources import DataError, load_rows
+
+REQUIRED = {
+    "interaction": ("id", "question", "image", "edited_image", "CoT_with_code"),
+    "perception": ("id", "image", "question", "answer"),
+}
+DEFAULT_NAMES = {"interaction": "v_interaction", "perception": "v_perception"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", choices=("perception", "interaction"), help="which data set the source holds")
+    parser.add_argument("--source", required=True,
+                        help="hub id, local parquet/jsonl file or folder, or a save_to_disk folder")
+    parser.add_argument("--split", default=None,
+                        help="comma-separated splits (hub default: all of them, e.g. train_part1..train_part25)")
+    parser.add_argument("--out", required=True, help="output folder (LlamaFactory dataset_dir)")
+    parser.add_argument("--name", default=None, help="dataset name in dataset_info.json")
+    parser.add_argument("--limit", type=int, default=None, help="convert at most this many rows")
+    parser.add_argument("--num-proc", type=int, default=1, help="worker processes")
+    parser.add_argument("--shard-size", type=int, default=1000, help="rows per output shard (the unit of resuming)")
+    parser.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl", help="shard file type")
+    parser.add_argument("--overwrite", action="store_true", help="discard an earlier conversion of this name")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = parser.add_argument_group("interaction")
+    group.add_argument("--verify", action="store_true",
+                       help="re-run each row's tool_code in the sandbox and compare with edited_image")
+    group.add_argument("--verify-tolerance", type=float, default=0.03,
+                       help="largest mean absolute pixel difference (0-1) accepted by --verify")
+    group.add_argument("--verify-timeout", type=float, default=None, help="seconds per tool-code run")
+    group.add_argument("--system-prompt-file", default=None, help="system prompt text (default: the project's)")
+    group.add_argument("--user-prompt-file", default=None, help="user template with {images} and {question}")
+    group = parser.add_argument_group("perception")
+    group.add_argument("--max-pixels", type=int, default=perception.DEFAULT_MAX_PIXELS,
+                       help="exclude images larger than this (keep equal to image_max_pixels in the YAML)")
+
+
+def _count_rows(source: str, split: str | None, dataset: Any) -> int | None:
+    """Best-effort row count for the progress bar, without reading the data."""
+    try:
+        info = getattr(dataset, "info", None)
+        if info is not None and info.splits and split in info.splits:
+            return int(info.splits[split].num_examples)
+        path = Path(source)
+        if path.exists():
+            import pyarrow.parquet as pq
+
+            from vthinker_plugins.data.sources import _data_files
+
+            builder, files = _data_files(path, split)
+            if builder == "parquet":
+                return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    except Exception:  # noqa: BLE001 - only the progress bar depends on it
+        return None
+    return None
+
+
+def open_splits(
+    source: str, splits: list[str | None], kind: str
+) -> tuple[list[tuple[str, Iterable[dict[str, Any]]]], int | None, str | None]:
+    """Stream each split with images left encoded (``{"bytes", "path"}``), checking the columns first."""
+    import datasets
+
+    image_columns = interaction.IMAGE_COLUMNS if kind == "interaction" else perception.IMAGE_COLUMNS
+    local = Path(source).expanduser().exists()
+    base_dir = None
+    if local:
+        path = Path(source).expanduser().resolve()
+        base_dir = str(path if path.is_dir() else path.parent)
+    streams: list[tuple[str, Iterable[dict[str, Any]]]] = []
+    total: int | None = 0
+    for split in splits:
+        ds = load_rows(source, split, streaming=True)
+        features = ds.features
+        if features is not None:
+            missing = [c for c in REQUIRED[kind] if c not in features]
+            if missing:
+                raise DataError(f"{source} (split {split}): missing column(s) {missing}; found {list(features)}")
+            for column in image_columns:
+                if isinstance(features.get(column), datasets.Image):
+                    ds = ds.cast_column(column, datasets.Image(decode=False))
+        count = _count_rows(source, split, ds)
+        total = None if total is None or count is None else total + count
+        name = split or (Path(source).stem if local else "train")
+        streams.append((name, _checked(ds, source, split, kind)))
+    return streams, total, base_dir
+
+
+def _checked(rows: Iterable[dict[str, Any]], source: str, split: str | None, kind: str) -> Iterator[dict[str, Any]]:
+    """Rows of schema-less sources (jsonl) are checked as they come."""
+    for i, row in enumerate(rows):
+        if i == 0:
+            missing = [c for c in REQUIRED[kind] if c not in row]
+            if missing:
+                raise DataError(f"{source} (split {split}) row 0: missing column(s) {missing}; found {list(row)}")
+        yield row
+
+
+def main(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    kind = args.kind
+    name = args.name or DEFAULT_NAMES[kind]
+    hub_splits = interaction.HUB_SPLITS if kind == "interaction" else perception.HUB_SPLITS
+    if args.split:
+        splits: list[str | None] = [s.strip() for s in args.split.split(",") if s.strip()]
+    elif Path(args.source).expanduser().exists():
+        splits = [None]
+    else:
+        splits = list(hub_splits)
+    streams, total, base_dir = open_splits(args.source, splits, kind)
+    if kind == "interaction":
+        from vthinker_plugins.protocol import PromptSet
+
+        prompts = PromptSet.from_files(args.system_prompt_file, args.user_prompt_file)
+        converter: Any = interaction.InteractionConverter(
+            prompts=prompts, base_dir=base_dir, verify=args.verify,
+            tolerance=args.verify_tolerance, timeout=args.verify_timeout,
+        )
+        options = {"verify": args.verify, "verify_tolerance": args.verify_tolerance, "system": prompts.system,
+                   "user_template": prompts.user_template}
+    else:
+        converter = perception.PerceptionConverter(max_pixels=args.max_pixels, base_dir=base_dir)
+        options = {"max_pixels": args.max_pixels}
+    summary = convert(
+        streams, converter, args.out, name,
+        manifest={"kind": kind, "source": str(args.source), "splits": splits, **options},
+        shard_size=args.shard_size, num_proc=args.num_proc, fmt=args.format, limit=args.limit,
+        overwrite=args.overwrite, progress=not args.no_progress, total=total,
+    )
+    print_summary(summary)
+    return 0
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """A short table: rows read, written, excluded per reason."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # pragma: no cover - rich is a dependency; plain JSON is the fallback
+        print(json.dumps(summary, indent=2))
+        return
+    table = Table(title=f"converted {summary['name']}", show_header=True)
+    table.add_column("")
+    table.add_column("rows", justify="right")
+    table.add_row("read", str(summary["rows"]))
+    table.add_row("written", str(summary["written"]))
+    table.add_row("excluded", str(summary["excluded"]))
+    for reason, n in summary["excluded_by_reason"].items():
+        table.add_row(f"  {reason}", str(n))
+    console = Console()
+    console.print(table)
+    console.print(f"data: {summary['output']}\nexcluded rows (id, reason): {summary['excluded_file']}")

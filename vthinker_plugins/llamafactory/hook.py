@@ -1,0 +1,126 @@
+"""Make plain ``llamafactory-cli train`` know the ``vthinker_qwen2_vl`` template.
+
+``llamafactory-cli`` imports no user module, and under ``FORCE_TORCHRUN=1`` it re-launches
+itself through ``torchrun llamafactory/launcher.py`` on every node. The one thing every
+Python process of an environment runs is its ``site-packages/*.pth`` files. So:
+
+1. ``vthinker_plugins_llamafactory.pth`` (written by :func:`install_pth`, i.e.
+   ``python -m vthinker_plugins.llamafactory.hook install``) calls :func:`install` at start-up.
+   That only appends a small finder to ``sys.meta_path``: no LlamaFactory, torch or
+   transformers import, so every other Python process pays well under a millisecond.
+2. When a process imports ``llamafactory.data.template``, the finder wraps that module's
+   loader; right after the module has executed, :func:`vthinker_plugins.llamafactory.template.register`
+   adds the template to ``TEMPLATES``. Every later lookup by name finds it.
+
+``VTHINKER_NO_LF_HOOK=1`` turns the hook off for a process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+import sysconfig
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+TARGET = "llamafactory.data.template"
+PTH_NAME = "vthinker_plugins_llamafactory.pth"
+# One line; tolerant of the package having been uninstalled (then it does nothing).
+PTH_LINE = (
+    "import importlib.util as _vt_u; "
+    "_vt_u.find_spec('vthinker_plugins') is not None and "
+    "__import__('vthinker_plugins.llamafactory.hook', fromlist=['install']).install()\n"
+)
+
+
+class _RegisteringLoader(importlib.abc.Loader):
+    """Delegates to the real loader, then registers the template on the fresh module."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        from vthinker_plugins.llamafactory.template import register
+
+        register(module)
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_code, ... for tracebacks and inspect
+        return getattr(self._loader, name)
+
+
+class TemplateHook(importlib.abc.MetaPathFinder):
+    """Finds ``llamafactory.data.template`` like the other finders would, with a registering loader."""
+
+    def find_spec(self, fullname: str, path: Any, target: ModuleType | None = None):
+        if fullname != TARGET:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _RegisteringLoader(spec.loader)
+                return spec
+        return None
+
+
+def install() -> None:
+    """Add the finder to ``sys.meta_path`` once (called from the ``.pth`` file)."""
+    if os.environ.get("VTHINKER_NO_LF_HOOK") == "1":
+        return
+    if any(isinstance(f, TemplateHook) for f in sys.meta_path):
+        return
+    module = sys.modules.get(TARGET)
+    if module is not None:  # LlamaFactory already imported: register directly
+        from vthinker_plugins.llamafactory.template import register
+
+        register(module)
+        return
+    sys.meta_path.insert(0, TemplateHook())
+
+
+def install_pth(site_dir: str | Path | None = None) -> Path:
+    """Write the ``.pth`` file into ``site_dir`` (default: this interpreter's site-packages)."""
+    target = Path(site_dir or sysconfig.get_paths()["purelib"])
+    path = target / PTH_NAME
+    path.write_text(PTH_LINE, encoding="utf-8")
+    return path
+
+
+def uninstall_pth(site_dir: str | Path | None = None) -> bool:
+    path = Path(site_dir or sysconfig.get_paths()["purelib"]) / PTH_NAME
+    if path.exists():
+        path.unlink()
+        return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m vthinker_plugins.llamafactory.hook",
+        description="install the start-up hook that registers the vthinker_qwen2_vl LlamaFactory template",
+    )
+    parser.add_argument("action", choices=("install", "uninstall", "status"))
+    parser.add_argument("--site-dir", default=None, help="site-packages folder (default: this interpreter's)")
+    args = parser.parse_args(argv)
+    if args.action == "install":
+        print(f"wrote {install_pth(args.site_dir)}")
+    elif args.action == "uninstall":
+        print("removed" if uninstall_pth(args.site_dir) else "not installed")
+    else:
+        path = Path(args.site_dir or sysconfig.get_paths()["purelib"]) / PTH_NAME
+        print(f"{path}: {'installed' if path.exists() else 'missing'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""The ``vthinker_qwen2_vl`` LlamaFactory template: V-Thinker's in-turn format on Qwen2.5-VL's ChatML.
+
+Stage-2 samples split the single assistant turn into messages
+``assistant, observation, assistant, ...`` (see :mod:`vthinker_plugins.data.interaction`).
+This template renders assistant and observation messages bare (``{{content}}``) so they
+concatenate into exactly the text the interaction loop produces, and closes the turn
+(``<|im_end|>\\n``) after the last assistant message only. LlamaFactory labels assistant
+messages and masks everything else, so the ``<sandbox_output>...</sandbox_output>`` text
+and its image tokens are never trained on, while the model's text, code and answer are.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from vthinker_plugins.llamafactory import TEMPLATE_NAME
+from vthinker_plugins.protocol import DEFAULT_SYSTEM_PROMPT
+
+#: Qwen's end of turn, put after the last assistant message.
+END_OF_TURN = "<|im_end|>\n"
+
+
+def register(template_module: ModuleType | None = None) -> bool:
+    """Register the template in LlamaFactory's registry; returns False if it was already there.
+
+    ``template_module`` is ``llamafactory.data.template`` (passed by the import hook, which
+    runs while that module is still being imported).
+    """
+    if template_module is None:
+        from llamafactory.data import template as template_module
+    if TEMPLATE_NAME in template_module.TEMPLATES:
+        return False
+    from llamafactory.data.formatter import StringFormatter
+    from llamafactory.data.mm_plugin import get_mm_plugin
+
+    base = template_module.Template
+
+    class VThinkerTemplate(base):  # type: ignore[misc, valid-type]
+        """Closes the assistant turn after its last segment only."""
+
+        def _encode(self, tokenizer: Any, messages: list[dict[str, str]], system: Any, tools: Any) -> list[list[int]]:
+            encoded = super()._encode(tokenizer, messages, system, tools)
+            if messages and messages[-1]["role"] == "assistant":
+                encoded[-1] = encoded[-1] + tokenizer.encode(END_OF_TURN, add_special_tokens=False)
+            return encoded
+
+    template_module.register_template(
+        name=TEMPLATE_NAME,
+        format_user=StringFormatter(slots=["<|im_start|>user\n{{content}}<|im_end|>\n<|im_start|>assistant\n"]),
+        format_assistant=StringFormatter(slots=["{{content}}"]),
+        format_system=StringFormatter(slots=["<|im_start|>system\n{{content}}<|im_end|>\n"]),
+        format_observation=StringFormatter(slots=["{{content}}"]),
+        default_system=DEFAULT_SYSTEM_PROMPT,
+        stop_words=["<|im_end|>"],
+        replace_eos=True,
+        mm_plugin=get_mm_plugin(name="qwen2_vl", image_token="<|image_pad|>", video_token="<|video_pad|>"),
+        template_class=VThinkerTemplate,
+    )
+    return True
