@@ -400,7 +400,7 @@ class Worker:
             if not self._alive(child):
                 if child is not None:
                     self._reap(child)
-                    note = "[sandbox] the session's process had ended; its state was reset\n"
+                note = "[sandbox] the session's process had ended; its state was reset\n"
                 child = self._fork(dirs, rs, once=False)
                 self.sessions[sid] = (child, dirs, rs)
             once = False
