@@ -1,0 +1,94 @@
+"""The ``lmms_eval`` command: lmms-eval 0.7.3 with the V-Thinker tasks always included.
+
+lmms-eval installs only ``lmms-eval`` and finds external tasks only through
+``--include_path``. This command runs lmms-eval's own CLI (same arguments,
+subcommands and output files) with ``eval_tasks/lmms_eval`` added to every task
+search, so ``lmms_eval --model vthinker --tasks vtbench ...`` works as written; a
+user's own ``--include_path`` is searched as well. Unlike plain ``lmms-eval``, the
+exit status is non-zero when an evaluation failed.
+
+For several processes: ``accelerate launch -m vthinker_plugins.lmms_eval.cli --model ...``.
+The task folder can be moved with ``VTHINKER_LMMS_TASKS=DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+#: Where the task YAMLs live in a checkout (editable install) of this project.
+_REPO_TASKS = Path(__file__).resolve().parents[2] / "eval_tasks" / "lmms_eval"
+
+
+def task_dir() -> Path:
+    """The folder of V-Thinker's lmms-eval task YAMLs (``$VTHINKER_LMMS_TASKS`` overrides)."""
+    path = Path(os.environ.get("VTHINKER_LMMS_TASKS") or _REPO_TASKS).expanduser()
+    if not (path / "vtbench" / "vtbench.yaml").exists():
+        raise FileNotFoundError(
+            f"V-Thinker lmms-eval tasks not found at {path}; set VTHINKER_LMMS_TASKS to the eval_tasks/lmms_eval folder"
+        )
+    return path.resolve()
+
+
+def install_task_path(path: Path | None = None) -> Path:
+    """Make every lmms-eval ``TaskManager`` of this process also index our task folder."""
+    from lmms_eval.tasks import TaskManager
+
+    folder = str(path or task_dir())
+    original = TaskManager.initialize_tasks
+    if getattr(original, "_vthinker_folder", None) == folder:
+        return Path(folder)
+
+    def initialize_tasks(self, include_path=None, include_defaults=True):
+        paths = [] if include_path is None else [include_path] if isinstance(include_path, str) else list(include_path)
+        if folder not in paths:
+            paths.append(folder)
+        return original(self, include_path=paths, include_defaults=include_defaults)
+
+    initialize_tasks._vthinker_folder = folder  # type: ignore[attr-defined]
+    TaskManager.initialize_tasks = initialize_tasks  # type: ignore[method-assign]
+    return Path(folder)
+
+
+def _count_failures() -> list[BaseException]:
+    """lmms-eval logs a failed evaluation and carries on with exit status 0; record failures instead."""
+    import lmms_eval.__main__ as lmms_main
+
+    failures: list[BaseException] = []
+    original = lmms_main.cli_evaluate_single
+    if getattr(original, "_vthinker_wrapped", False):
+        return original._vthinker_failures  # type: ignore[attr-defined]
+
+    def cli_evaluate_single(args):
+        try:
+            return original(args)
+        except BaseException as exc:
+            failures.append(exc)
+            raise
+
+    cli_evaluate_single._vthinker_wrapped = True  # type: ignore[attr-defined]
+    cli_evaluate_single._vthinker_failures = failures  # type: ignore[attr-defined]
+    lmms_main.cli_evaluate_single = cli_evaluate_single
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run lmms-eval's CLI with ``argv`` (default: this process's arguments)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    install_task_path()
+    failures = _count_failures()
+    from lmms_eval.cli.dispatch import main as lmms_eval_main
+
+    sys.argv = ["lmms_eval", *argv]
+    try:
+        lmms_eval_main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return code or (1 if failures else 0)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,285 @@
+"""Task functions for the lmms-eval YAMLs in ``eval_tasks/lmms_eval`` (referenced by dotted path).
+
+Data source
+-----------
+Each task's YAML points ``dataset_kwargs.data_files`` at a one-row *source file*
+(``source.jsonl``) naming the hub id, the split and an environment variable; the
+task's ``process_docs`` replaces that row by the real data:
+
+- ``VTHINKER_VTBENCH_DATA`` — VTBench: hub id (default ``We-Math/VTBench``), a local
+  parquet/jsonl file or folder, or a ``save_to_disk`` folder (hub schema).
+- ``VTHINKER_MATHVISION_DATA`` — MathVision: hub id (default ``MathLLMs/MathVision``)
+  or a local MATH-V folder (``test.jsonl``, ``testmini.jsonl``, ``images/``, as in
+  ``../shared/data/mathvision``); relative image paths resolve against that folder.
+
+A YAML of your own that ``include:``\\ s ours and sets ``dataset_kwargs.data_files``
+to real data (not a source file) also works: ``process_docs`` then keeps the data as
+loaded (MathVision images must then be embedded or absolute paths).
+
+Every doc gets ``vthinker_task`` (the scoring rule), ``vthinker_key`` (unique per
+task and doc: where the model files the trajectory and scoring finds it) and
+``vthinker_base_dir`` (folder for relative image paths).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from vthinker_plugins.lmms_eval import records
+from vthinker_plugins.sample import Sample
+
+SOURCE_COLUMN = "vthinker_source"
+TASK_COLUMN = "vthinker_task"
+KEY_COLUMN = "vthinker_key"
+BASE_DIR_COLUMN = "vthinker_base_dir"
+
+#: The VTBench subtask a task evaluates -> the ``Sample.task`` of that item.
+VTBENCH_KINDS = ("vtbench_perception", "vtbench_instruction", "vtbench_reasoning")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _resolve_source(stub: Any) -> tuple[Any, str]:
+    """Load the real data named by a source file (or keep real data as is); returns (dataset, base_dir)."""
+    from vthinker_plugins.data.sources import load_rows
+
+    if SOURCE_COLUMN not in stub.column_names:
+        return stub, ""
+    if len(stub) != 1:
+        raise ValueError(f"task source file must hold exactly one row, found {len(stub)}")
+    row = stub[0]
+    env = row.get("env") or ""
+    source = os.environ.get(env, "").strip() or row[SOURCE_COLUMN]
+    split = row.get("split") or None
+    dataset = load_rows(source, split)
+    path = Path(source).expanduser()
+    base_dir = str((path if path.is_dir() else path.parent).resolve()) if path.exists() else ""
+    if len(dataset) == 0:
+        raise ValueError(f"{source} (split {split}): no rows; check {env or 'the task data source'}")
+    return dataset, base_dir
+
+
+def _tag(dataset: Any, task: str, key_prefix: str, base_dir: str) -> Any:
+    if "id" not in dataset.column_names:
+        raise ValueError(f"{key_prefix}: the data has no 'id' column (columns: {dataset.column_names})")
+    ids = [str(x) for x in dataset["id"]]
+    for name in (TASK_COLUMN, KEY_COLUMN, BASE_DIR_COLUMN):
+        if name in dataset.column_names:
+            dataset = dataset.remove_columns(name)
+    # add_column leaves the (large, embedded) image columns untouched, unlike map().
+    dataset = dataset.add_column(TASK_COLUMN, [task] * len(ids))
+    dataset = dataset.add_column(KEY_COLUMN, [f"{key_prefix}:{i}" for i in ids])
+    return dataset.add_column(BASE_DIR_COLUMN, [base_dir] * len(ids))
+
+
+def _vtbench_docs(dataset: Any, kind: str) -> Any:
+    data, base_dir = _resolve_source(dataset)
+    return _tag(data, kind, kind, base_dir)
+
+
+def vtbench_perception_docs(dataset: Any) -> Any:
+    """``process_docs`` of ``vtbench_perception``."""
+    return _vtbench_docs(dataset, "vtbench_perception")
+
+
+def vtbench_instruction_docs(dataset: Any) -> Any:
+    """``process_docs`` of ``vtbench_instruction``."""
+    return _vtbench_docs(dataset, "vtbench_instruction")
+
+
+def vtbench_reasoning_docs(dataset: Any) -> Any:
+    """``process_docs`` of ``vtbench_reasoning``."""
+    return _vtbench_docs(dataset, "vtbench_reasoning")
+
+
+def _mathvision_docs(dataset: Any, task_name: str) -> Any:
+    data, base_dir = _resolve_source(dataset)
+    return _tag(data, "mathvision", task_name, base_dir)
+
+
+def mathvision_test_docs(dataset: Any) -> Any:
+    """``process_docs`` of ``vthinker_mathvision_test``."""
+    return _mathvision_docs(dataset, "vthinker_mathvision_test")
+
+
+def mathvision_testmini_docs(dataset: Any) -> Any:
+    """``process_docs`` of ``vthinker_mathvision_testmini``."""
+    return _mathvision_docs(dataset, "vthinker_mathvision_testmini")
+
+
+# --------------------------------------------------------------------------- doc -> sample
+
+
+def doc_to_sample(doc: dict[str, Any]) -> Sample:
+    """The :class:`Sample` of a doc prepared by one of the ``process_docs`` above."""
+    task = doc.get(TASK_COLUMN)
+    where = doc.get(KEY_COLUMN) or f"doc {doc.get('id')!r}"
+    if task in VTBENCH_KINDS:
+        from vthinker_plugins.data.benchmarks import vtbench_samples
+
+        samples = vtbench_samples(doc)
+        for sample in samples:
+            if sample.task == task:
+                return sample
+        raise ValueError(f"{where}: no {task} item among {[s.task for s in samples]}")
+    if task == "mathvision":
+        from vthinker_plugins.data.benchmarks import mathvision_sample
+
+        return mathvision_sample(doc, doc.get(BASE_DIR_COLUMN) or None)
+    raise ValueError(f"{where}: not a V-Thinker task doc (no '{TASK_COLUMN}' column; was process_docs set?)")
+
+
+def doc_to_visual(doc: dict[str, Any]) -> list[Image.Image]:
+    """The input images of the doc (RGB)."""
+    return [image.convert("RGB") for image in doc_to_sample(doc).images]
+
+
+def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None) -> str:
+    """The question (with options where the benchmark has them). The ``vthinker`` model wraps it in
+    the V-Thinker prompt itself; ``pre_prompt``/``post_prompt`` kwargs serve other models."""
+    kwargs = lmms_eval_specific_kwargs or {}
+    return f"{kwargs.get('pre_prompt', '')}{doc_to_sample(doc).question}{kwargs.get('post_prompt', '')}"
+
+
+def doc_to_target(doc: dict[str, Any]) -> str:
+    """The reference answer (text); for perception/instruction the ground truth is an image."""
+    answer = doc_to_sample(doc).answer
+    return "" if answer is None else str(answer)
+
+
+# --------------------------------------------------------------------------- scoring
+
+_judge_lock = threading.Lock()
+_judge_cache: dict[str, Any] = {}
+
+
+def _judge() -> Any:
+    """The LMM judge configured through the environment (``VTHINKER_JUDGE_*``), or ``None``."""
+    with _judge_lock:
+        if "judge" not in _judge_cache:
+            from vthinker_plugins.scoring.judge import Judge
+
+            _judge_cache["judge"] = Judge.from_env()
+        return _judge_cache["judge"]
+
+
+def score_doc(doc: dict[str, Any], response: str) -> dict[str, Any]:
+    """Score one doc: the verdict of :func:`vthinker_plugins.scoring.score_sample`, plus where the
+    trajectory and generated images are (``generated_images``, ``trajectory``) and a 0/1 ``score``."""
+    from vthinker_plugins.scoring import score_sample
+    from vthinker_plugins.trajectory_files import load_images
+
+    sample = doc_to_sample(doc)
+    key = doc.get(KEY_COLUMN)
+    record = records.lookup(key)
+    image_paths: list[str] = list(record.get("generated_images", [])) if record else []
+    prediction = record.get("text", response) if record else response
+    verdict = dict(score_sample(sample, prediction, load_images(image_paths), judge=_judge()))
+    verdict.update(
+        id=sample.id,
+        key=key,
+        task=sample.task,
+        generated_images=image_paths,
+        trajectory=record.get("record") if record else None,
+        score=1.0 if verdict.get("correct") else 0.0,
+    )
+    if record and record.get("error"):
+        verdict["generation_error"] = record["error"]
+    return verdict
+
+
+def _results(doc: dict[str, Any], results: list[str], metrics: tuple[str, ...]) -> dict[str, Any]:
+    response = results[0] if results else ""
+    verdict = score_doc(doc, response if isinstance(response, str) else str(response))
+    # The first metric carries the whole verdict (it is what the samples file shows);
+    # the others only what their aggregation needs.
+    out: dict[str, Any] = {metrics[0]: verdict}
+    for name in metrics[1:]:
+        out[name] = {k: verdict.get(k) for k in _SLIM_FIELDS}
+    return out
+
+
+def vtbench_image_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
+    """``process_results`` of perception and instruction-guided interaction (judged drawings)."""
+    return _results(doc, results, ("accuracy", "pixel_accuracy", "judge_failed", "judge_pixel_agreement"))
+
+
+def vtbench_reasoning_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
+    """``process_results`` of interactive reasoning (answer equivalence, judge optional)."""
+    return _results(doc, results, ("accuracy", "judge_failed"))
+
+
+def mathvision_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
+    """``process_results`` of the MathVision tasks."""
+    return _results(doc, results, ("accuracy",))
+
+
+# --------------------------------------------------------------------------- aggregation
+
+_SLIM_FIELDS = ("id", "correct", "pixel_correct", "judge_status", "score")
+
+
+def _verdicts(items: list[Any]) -> list[dict[str, Any]]:
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _summary(items: list[Any]) -> dict[str, Any]:
+    from vthinker_plugins.scoring import summarize
+
+    return summarize(_verdicts(items))
+
+
+def _percent(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def aggregate_accuracy(items: list[Any]) -> float | None:
+    """Accuracy in percent (judge verdicts for drawings, answer equivalence otherwise)."""
+    return _percent(_summary(items).get("accuracy"))
+
+
+def aggregate_pixel_accuracy(items: list[Any]) -> float | None:
+    """The judge-free pixel metric in percent (``None`` when it does not apply)."""
+    return _percent(_summary(items).get("pixel_accuracy"))
+
+
+def aggregate_judge_failed(items: list[Any]) -> int:
+    """How many verdicts the judge failed to give (counted, never scored as wrong silently)."""
+    return int(_summary(items).get("judge_failed", 0) or 0)
+
+
+def aggregate_agreement(items: list[Any]) -> float | None:
+    """Agreement (percent) of the judge and the pixel metric where both gave a verdict."""
+    return _percent(_summary(items).get("judge_pixel_agreement"))
+
+
+def aggregate_mathvision(items: list[Any], args: Any = None) -> float | None:
+    """Overall MathVision accuracy (percent); the official per-level / per-subject layout
+    (``-all``, ``-level1``, ``-level1_<subject>``, ...) is logged and written to
+    ``<output_path>/vthinker/<task>_mathvision_scores.json``."""
+    from loguru import logger
+
+    from vthinker_plugins.scoring.mathvision import official_layout
+
+    verdicts = _verdicts(items)
+    summary = _summary(items)
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for verdict in verdicts:
+        by_task[str(verdict.get("key") or "mathvision").split(":", 1)[0]].append(verdict)
+    for task, group in by_task.items():
+        layout = official_layout(group)
+        logger.info(f"{task} (official layout):\n{json.dumps(layout, indent=1)}")
+        output_path = getattr(args, "output_path", None)
+        if output_path:
+            path = Path(output_path) / "vthinker" / f"{task}_mathvision_scores.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(layout, indent=1), encoding="utf-8")
+    return _percent(summary.get("accuracy"))
