@@ -105,7 +105,7 @@ def open_splits(
                     ds = ds.cast_column(column, datasets.Image(decode=False))
         count = _count_rows(source, split, ds)
         total = None if total is None or count is None else total + count
-        name = split or (Path(source).stem if local else "train")
+        name = split or "train"
         streams.append((name, _checked(ds, source, split, kind)))
     return streams, total, base_dir
 
