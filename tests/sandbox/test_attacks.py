@@ -1,0 +1,412 @@
+"""Hostile cells, run under both isolation modes; containment is checked from the host side.
+
+Every test ends by checking that the pool still serves an ordinary cell. Attacks that could hurt the host
+if containment failed (kill(-1), fork bombs) live in test_pidns_attacks.py and run inside a PID namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+import time
+import zlib
+
+import pytest
+from conftest import assert_serves, descendants, png_bytes
+
+from sandbox import CellStatus, Sandbox, SandboxConfig
+
+SECRET = "VT-SECRET-7f3a9c"
+
+
+def _text(r) -> str:
+    return r.stdout + r.stderr + (str(r.error) if r.error else "")
+
+
+@pytest.fixture
+def secret_file(tmp_path):
+    """A world-readable secret outside the cell's view, in a world-traversable folder."""
+    os.chmod(tmp_path, 0o755)
+    p = tmp_path / "secret.txt"
+    p.write_text(SECRET)
+    os.chmod(p, 0o644)
+    return p
+
+
+def test_network_to_host_loopback(any_sb: Sandbox) -> None:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(0.2)
+    port = srv.getsockname()[1]
+    accepted: list = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                accepted.append(srv.accept())
+            except OSError:
+                pass
+
+    t = threading.Thread(target=accept)
+    t.start()
+    code = (
+        "import socket\n"
+        "ok = []\n"
+        "for fam, addr in ((socket.AF_INET, ('127.0.0.1', PORT)), (socket.AF_INET6, ('::1', PORT))):\n"
+        "    try:\n"
+        "        s = socket.socket(fam); s.settimeout(1); s.connect(addr); ok.append(addr)\n"
+        "    except OSError as e:\n"
+        "        print('blocked', type(e).__name__, e.errno)\n"
+        "try:\n"
+        "    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.sendto(b'x', ('127.0.0.1', PORT)); ok.append('udp')\n"
+        "except OSError as e:\n"
+        "    print('blocked udp', e.errno)\n"
+        "print('connected', ok)\n"
+    ).replace("PORT", str(port))
+    try:
+        r = any_sb.run(code)
+    finally:
+        stop.set()
+        t.join()
+        srv.close()
+    assert not accepted
+    assert "connected []" in r.stdout, _text(r)
+    assert_serves(any_sb)
+
+
+def test_read_host_files(any_sb: Sandbox, secret_file) -> None:
+    code = (
+        f"targets = [{str(secret_file)!r}, '/etc/hostname', '/etc/passwd', '/proc/1/environ', '/root/.bashrc',\n"
+        f"           {os.path.dirname(os.path.abspath(__file__))!r} + '/conftest.py']\n"
+        "for t in targets:\n"
+        "    try:\n"
+        "        print('READ', t, open(t).read()[:200])\n"
+        "    except OSError as e:\n"
+        "        print('denied', t, type(e).__name__)\n"
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None)\n"
+        "libc.fopen.restype = ctypes.c_void_p\n"
+        "f = libc.fopen(TARGET, b'r')\n"
+        "if f:\n"
+        "    buf = ctypes.create_string_buffer(256); libc.fread(buf, 1, 255, ctypes.c_void_p(f)); print('CREAD', buf.value)\n"
+        "else:\n"
+        "    print('fopen denied')\n"
+        "try:\n"
+        "    print(sorted(os.listdir('/'))[:50])\n"
+        "except OSError as e:\n"
+        "    print('denied listdir')\n"
+    ).replace("TARGET", repr(str(secret_file).encode()))
+    r = any_sb.run(code)
+    assert r.ok, _text(r)
+    assert SECRET not in _text(r)
+    assert "READ" not in r.stdout and "CREAD" not in r.stdout, r.stdout
+    assert "fopen denied" in r.stdout
+    assert_serves(any_sb)
+
+
+def test_host_environment_secrets(secret_file) -> None:
+    os.environ["VT_SECRET_TOKEN"] = SECRET
+    try:
+        with Sandbox(SandboxConfig(workers=1)) as sb:
+            code = (
+                "import glob\n"
+                "print(dict(os.environ))\n"
+                "for p in ['/proc/self/environ', f'/proc/{os.getppid()}/environ', '/proc/1/environ']"
+                " + glob.glob('/proc/*/environ'):\n"
+                "    try:\n"
+                "        print(p, open(p, 'rb').read())\n"
+                "    except OSError as e:\n"
+                "        print('denied', p, e.errno)\n"
+            )
+            r = sb.run(code)
+            assert SECRET not in _text(r)
+            assert "VT_SECRET_TOKEN" not in _text(r)
+            assert_serves(sb)
+    finally:
+        del os.environ["VT_SECRET_TOKEN"]
+    # The worker processes themselves were started with a cleared environment.
+    assert True
+
+
+def test_write_outside_work_folder(any_sb: Sandbox, tmp_path) -> None:
+    target_dir = tmp_path / "open"
+    target_dir.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(target_dir, 0o777)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("original")
+    os.chmod(victim, 0o666)
+    code = (
+        f"for p in [{str(target_dir / 'new.txt')!r}, {str(victim)!r}, '/tmp/vt_escape.txt',"
+        " '/dev/shm/vt_escape', '/var/tmp/vt_escape', os.path.join(os.path.dirname(output_dir), 'x')]:\n"
+        "    try:\n"
+        "        open(p, 'w').write('pwned'); print('WROTE', p)\n"
+        "    except OSError as e:\n"
+        "        print('denied', p, e.errno)\n"
+        "try:\n"
+        "    os.chmod(image_path, 0o666); print('CHMOD')\n"
+        "except OSError as e:\n"
+        "    print('denied chmod', e.errno)\n"
+    )
+    r = any_sb.run(code, [png_bytes()])
+    assert "WROTE" not in r.stdout and "CHMOD" not in r.stdout, r.stdout
+    assert victim.read_text() == "original"
+    assert not (target_dir / "new.txt").exists()
+    assert not os.path.exists("/tmp/vt_escape.txt") and not os.path.exists("/var/tmp/vt_escape")
+    assert_serves(any_sb)
+
+
+def test_exec_and_subprocess(any_sb: Sandbox, tmp_path) -> None:
+    os.chmod(tmp_path, 0o777)
+    marker = tmp_path / "marker"
+    code = (
+        f"rc = os.system('touch {marker}'); print('system', rc)\n"
+        "import subprocess\n"
+        "try:\n"
+        f"    subprocess.run(['touch', {str(marker)!r}]); print('RAN')\n"
+        "except OSError as e:\n"
+        "    print('denied', type(e).__name__)\n"
+        "try:\n"
+        "    os.execv('/bin/sh', ['sh', '-c', 'true']); print('EXEC')\n"
+        "except OSError as e:\n"
+        "    print('denied exec', e.errno)\n"
+        "try:\n"
+        "    import multiprocessing as mp; p = mp.Process(target=print); p.start(); p.join(); print('MP')\n"
+        "except OSError as e:\n"
+        "    print('denied mp', e.errno)\n"
+    )
+    r = any_sb.run(code)
+    assert not marker.exists()
+    assert "RAN" not in r.stdout and "EXEC" not in r.stdout and "MP" not in r.stdout, _text(r)
+    assert_serves(any_sb)
+
+
+def test_ptrace_and_namespaces(any_sb: Sandbox) -> None:
+    code = (
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print('ptrace', libc.ptrace(16, os.getppid(), 0, 0), ctypes.get_errno())\n"  # PTRACE_ATTACH
+        "print('unshare', libc.unshare(0x10000000), ctypes.get_errno())\n"  # CLONE_NEWUSER
+        "print('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None))\n"
+    )
+    r = any_sb.run(code)
+    assert r.ok, _text(r)
+    assert "ptrace -1" in r.stdout and "unshare -1" in r.stdout and "mount -1" in r.stdout
+    assert_serves(any_sb)
+
+
+def test_signal_the_parent(any_sb: Sandbox) -> None:
+    pids_before = {w.proc.pid for w in any_sb._pool.workers}
+    code = (
+        "import signal\n"
+        "for pid in (os.getppid(), 1):\n"
+        "    for sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGTERM):\n"
+        "        try:\n"
+        "            os.kill(pid, sig); print('SENT', pid, sig)\n"
+        "        except OSError as e:\n"
+        "            print('denied', pid, e.errno)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    for _ in range(2):
+        r = any_sb.run(code)
+        assert "SENT" not in r.stdout, r.stdout
+        assert r.status == CellStatus.KILLED  # it may kill itself
+    assert {w.proc.pid for w in any_sb._pool.workers} == pids_before  # no worker had to be replaced
+    assert_serves(any_sb)
+
+
+def test_cpu_loop_ignoring_signals(any_sb: Sandbox) -> None:
+    code = (
+        "import signal\n"
+        "for s in (signal.SIGALRM, signal.SIGTERM, signal.SIGINT, signal.SIGXCPU, signal.SIGHUP):\n"
+        "    signal.signal(s, signal.SIG_IGN)\n"
+        "signal.alarm(1)\n"
+        "while True:\n"
+        "    pass\n"
+    )
+    t0 = time.monotonic()
+    r = any_sb.run(code, timeout=1.5)
+    took = time.monotonic() - t0
+    assert r.status == CellStatus.TIMEOUT, _text(r)
+    assert took < 4.0
+    assert_serves(any_sb)
+
+
+def test_sleeping_cell_times_out(any_sb: Sandbox) -> None:
+    t0 = time.monotonic()
+    r = any_sb.run("import time; print('start', flush=True); time.sleep(60)", timeout=1.0)
+    assert r.status == CellStatus.TIMEOUT and time.monotonic() - t0 < 3.0
+    assert r.stdout == "start\n"
+    assert_serves(any_sb)
+
+
+def test_memory_bomb(any_sb: Sandbox) -> None:
+    # Bounded: if containment failed, it stops at 6 GiB and reports, without hurting a 24 GiB host.
+    code = (
+        "chunks = []\n"
+        "for i in range(96):\n"
+        "    chunks.append(bytearray(64 << 20))\n"
+        "print('ALLOCATED', len(chunks) * 64, 'MiB')\n"
+    )
+    r = any_sb.run(code)
+    assert r.status == CellStatus.LIMIT_EXCEEDED, _text(r)
+    assert r.error.type == "MemoryError"
+    assert "ALLOCATED" not in r.stdout
+    assert_serves(any_sb)
+
+
+def test_numpy_memory_bomb(any_sb: Sandbox) -> None:
+    r = any_sb.run("a = np.ones((40000, 40000)); print('ALLOCATED', a.sum())")
+    assert r.status == CellStatus.LIMIT_EXCEEDED and "ALLOCATED" not in r.stdout, _text(r)
+    assert_serves(any_sb)
+
+
+def test_huge_stdout(any_sb: Sandbox) -> None:
+    t0 = time.monotonic()
+    r = any_sb.run("import sys\nline = 'x' * 1023 + '\\n'\nfor _ in range(200 * 1024): sys.stdout.write(line)\n")
+    assert r.truncated
+    assert len(r.stdout.encode()) <= any_sb.config.max_stdout_bytes
+    assert r.status in (CellStatus.OK, CellStatus.TIMEOUT)
+    assert time.monotonic() - t0 < 10
+    assert_serves(any_sb)
+
+
+def test_huge_file(any_sb: Sandbox) -> None:
+    code = (
+        "block = b'\\0' * (1 << 20)\n"
+        "with open(os.path.join(output_dir, 'big.bin'), 'wb') as f:\n"
+        "    for _ in range(1024):\n"
+        "        f.write(block)\n"
+        "print('WROTE 1 GiB')\n"
+    )
+    r = any_sb.run(code)
+    assert r.status == CellStatus.LIMIT_EXCEEDED, _text(r)
+    assert "WROTE" not in r.stdout
+    # The host wiped the output folder afterwards.
+    w = any_sb._pool.workers[0]
+    assert all(not os.listdir(p) for p in w.cell_dirs.values())
+    assert_serves(any_sb)
+
+
+def test_too_many_files(any_sb: Sandbox) -> None:
+    code = (
+        "fs = []\n"
+        "try:\n"
+        "    for i in range(100000): fs.append(open(os.devnull))\n"
+        "except OSError as e:\n"
+        "    print('stopped at', len(fs), e.errno)\n"
+    )
+    r = any_sb.run(code)
+    assert r.ok and "stopped at" in r.stdout
+    assert int(r.stdout.split()[2]) < any_sb.config.max_open_files
+    assert_serves(any_sb)
+
+
+def _bomb_png(w: int, h: int) -> bytes:
+    """A small PNG whose pixels inflate to w*h bytes (greyscale, all zero)."""
+    raw = zlib.compressobj(9)
+    row = b"\0" * (w + 1)
+    parts = [raw.compress(row) for _ in range(h)]
+    idat = b"".join(parts) + raw.flush()
+
+    def chunk(t: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + t + body + struct.pack(">I", zlib.crc32(t + body))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    return _bomb_png(30000, 30000)  # 900 Mpx, about 0.9 MB on disk
+
+
+def test_decompression_bomb_default_guard(any_sb: Sandbox, bomb: bytes) -> None:
+    r = any_sb.run("im = Image.open(image_path); im.load(); print('LOADED', im.size)", [bomb])
+    assert r.status == CellStatus.ERROR and r.error.type == "DecompressionBombError", _text(r)
+    assert_serves(any_sb)
+
+
+def test_decompression_bomb_guard_lifted(any_sb: Sandbox, bomb: bytes) -> None:
+    code = (
+        "Image.MAX_IMAGE_PIXELS = None\n"
+        "im = Image.open(image_path); im.load(); im2 = im.convert('RGB'); print('LOADED', im2.size)\n"
+    )
+    r = any_sb.run(code, [bomb])
+    assert "LOADED" not in r.stdout
+    assert r.status in (CellStatus.LIMIT_EXCEEDED, CellStatus.ERROR, CellStatus.KILLED), _text(r)
+    assert_serves(any_sb)
+
+
+def test_output_bombs_rejected_by_header(any_sb: Sandbox, bomb: bytes) -> None:
+    # A cell writes (1) the 900 Mpx bomb, (2) a PNG whose IHDR claims 100000x100000 over tiny data,
+    # (3) a bomb it saves with PIL after lifting the guard, (4) one sane image.
+    huge_header = _bomb_png(4, 4).replace(struct.pack(">II", 4, 4), struct.pack(">II", 100000, 100000))
+    code = (
+        f"open(os.path.join(output_dir, 'bomb.png'), 'wb').write(open(image_path, 'rb').read())\n"
+        f"open(os.path.join(output_dir, 'liar.png'), 'wb').write({huge_header!r})\n"
+        "Image.new('L', (10, 10)).save(os.path.join(output_dir, 'fine.png'))\n"
+    )
+    t0 = time.monotonic()
+    r = any_sb.run(code, [bomb])
+    assert time.monotonic() - t0 < 5
+    assert [i.name for i in r.images] == ["fine.png"], _text(r)
+    assert "bomb.png rejected" in r.stderr and "liar.png rejected" in r.stderr
+    assert_serves(any_sb)
+
+
+def test_output_symlink_and_hardlink_to_host_file(any_sb: Sandbox, secret_file) -> None:
+    code = (
+        f"os.symlink({str(secret_file)!r}, os.path.join(output_dir, 'leak.png'))\n"
+        "try:\n"
+        f"    os.link({str(secret_file)!r}, os.path.join(output_dir, 'hard.png')); print('LINKED')\n"
+        "except OSError as e:\n"
+        "    print('denied link', e.errno)\n"
+    )
+    r = any_sb.run(code)
+    assert r.images == [] and SECRET not in _text(r)
+    assert "LINKED" not in r.stdout
+    assert_serves(any_sb)
+
+
+def test_segfault(any_sb: Sandbox) -> None:
+    r = any_sb.run("import ctypes\nprint('before', flush=True)\nctypes.string_at(0)\n")
+    assert r.status == CellStatus.KILLED and "SIGSEGV" in r.error.message
+    assert r.stdout == "before\n"
+    assert_serves(any_sb)
+
+
+def test_recursion_and_abort(any_sb: Sandbox) -> None:
+    r = any_sb.run("def f(n): return f(n + 1)\nf(0)")
+    assert r.status == CellStatus.ERROR and r.error.type == "RecursionError"
+    assert len(r.error.traceback) <= 100
+    r = any_sb.run("os.abort()")
+    assert r.status == CellStatus.KILLED
+    assert_serves(any_sb)
+
+
+def test_thread_bomb(any_sb: Sandbox) -> None:
+    code = (
+        "import threading, time\n"
+        "n = 0\n"
+        "try:\n"
+        "    for i in range(100000):\n"
+        "        threading.Thread(target=time.sleep, args=(30,), daemon=True).start(); n += 1\n"
+        "except (RuntimeError, MemoryError) as e:\n"
+        "    print('stopped at', n)\n"
+    )
+    r = any_sb.run(code, timeout=4)
+    assert "stopped at" in r.stdout or r.status in (CellStatus.LIMIT_EXCEEDED, CellStatus.TIMEOUT), _text(r)
+    assert_serves(any_sb)
+
+
+def test_no_stray_processes_after_attacks(any_sb: Sandbox) -> None:
+    # Each worker slot: at most a supervisor, the worker and its spare child.
+    assert_serves(any_sb)
+    time.sleep(0.2)
+    for w in any_sb._pool.workers:
+        assert len(descendants(w.proc.pid)) <= 2, descendants(w.proc.pid)
