@@ -50,6 +50,7 @@ class ReferenceBackend(Backend):
         if step < len(codes):
             text = f"{opening}{ORACLE_TAG} Reference step {step + 1}:\n{_code_block(codes[step])}"
             return GenerationOutput(text=text)
-        answer = "" if sample.answer is None else str(sample.answer)
+        # Drawing tasks (VTBench perception) have no text answer: the drawing is the answer.
+        answer = "The requested drawing is shown above." if sample.answer is None else str(sample.answer)
         text = f"{opening}{ORACLE_TAG} Reference answer follows.{THINK_CLOSE}\n{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
         return GenerationOutput(text=text)

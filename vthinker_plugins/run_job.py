@@ -1,0 +1,360 @@
+"""``vthinker run``: a model through the code loop on a benchmark, scored, with a report.
+
+    vthinker run                                   # built-in default, no GPU/hub needed
+    vthinker run --benchmark vtbench --model /models/V-Thinker-7B --eval
+    vthinker run --benchmark mathvision-testmini --data ../shared/data/mathvision \\
+        --model openai:gpt-4o --eval --limit 50
+
+With no arguments it generates the project's VTBench-format sample (cached in
+``<output>/data``) and replays its reference code with the ``reference`` oracle
+through the real sandbox and scoring — a check of data, sandbox and scoring.
+
+Outputs in ``--output`` (default ``runs/<benchmark>__<model>``):
+``results.jsonl`` (one row per sample, appended as each finishes), ``images/``
+(inputs and every sandbox image, PNG, referenced from the rows), ``summary.json``
+(metrics) and ``report.html`` (self-contained). A re-run resumes: finished rows
+are kept, rows whose trajectory ended in an error are retried, a line cut by a
+kill is dropped; ``--overwrite`` starts over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from vthinker_plugins.loop import LoopConfig, Trajectory
+
+RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, IMAGES_DIR = "results.jsonl", "summary.json", "report.html", "images"
+BUILTIN = "builtin"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("what to run")
+    g.add_argument("--benchmark", default=None,
+                   help="vtbench, vtbench-perception, vtbench-instruction, vtbench-reasoning, mathvision, "
+                        "mathvision-testmini, or a local data path; default: the built-in VTBench-format sample")
+    g.add_argument("--model", default=None,
+                   help="checkpoint path or hub id (transformers), openai:NAME, vllm:PATH, or reference "
+                        "(an oracle replaying reference code); default with the built-in sample: reference")
+    g.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="backend option, repeatable: device=cuda, dtype=bfloat16, max_pixels=4194304, "
+                        "max_batch_size=8, base_url=..., api_key=..., mode=turns, script=PATH.jsonl")
+    g.add_argument("--data", default=None, help="local copy of a named benchmark (file, folder, save_to_disk)")
+    g.add_argument("--split", default=None, help="dataset split (default: train for VTBench, test/testmini)")
+    g.add_argument("--limit", type=int, default=None, help="first N samples only")
+    g.add_argument("--sample-rows", type=int, default=6, help="rows of the built-in sample (x3 tasks)")
+    g = parser.add_argument_group("loop")
+    g.add_argument("--max-rounds", type=int, default=None,
+                   help="code executions per sample; overrides the per-task limits (VTBench perception and "
+                        "instruction: 1, others: 5)")
+    g.add_argument("--max-new-tokens", type=int, default=16384, help="per generation step")
+    g.add_argument("--max-tool-images", type=int, default=10, help="sandbox images shown to the model per sample")
+    g.add_argument("--temperature", type=float, default=0.0)
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--persistent-state", action="store_true", help="keep Python state across a sample's cells")
+    g.add_argument("--concurrency", type=int, default=64, help="samples in flight at once")
+    g.add_argument("--system-prompt-file", default=None,
+                   help="system prompt text (e.g. the official V-Thinker data/prompt.txt)")
+    g.add_argument("--user-prompt-file", default=None, help="user template with {images} and {question} fields")
+    g = parser.add_argument_group("scoring and output")
+    g.add_argument("--eval", action="store_true", help="score every row and write metrics (on for the default)")
+    g.add_argument("--judge-url", default=None, help="OpenAI-compatible base URL of an LLM judge")
+    g.add_argument("--judge-model", default=None, help="judge model name (enables judge-based VTBench scoring)")
+    g.add_argument("--judge-api-key", default=None, help="judge API key (default: OPENAI_API_KEY)")
+    g.add_argument("--output", default=None, help="output folder (default: runs/<benchmark>__<model>)")
+    g.add_argument("--overwrite", action="store_true", help="discard earlier results in the output folder")
+    g.add_argument("--no-report", action="store_true", help="skip the HTML report")
+
+
+# --------------------------------------------------------------------------- results file
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "x"
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """Rows of a results file; a line cut short by a kill (the last one) is skipped."""
+    rows: list[dict[str, Any]] = []
+    if not path.exists():
+        return rows
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if lineno == len(lines):  # the write that was interrupted
+                continue
+            raise ValueError(f"{path}:{lineno}: not a JSON row; fix or delete the file (or use --overwrite)") from None
+        if not isinstance(row, dict) or "id" not in row:
+            raise ValueError(f"{path}:{lineno}: row without an 'id'")
+        rows.append(row)
+    return rows
+
+
+def resume_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """Finished rows by id (latest wins); errored rows are dropped so they are retried.
+    The file is rewritten atomically when anything was dropped, so it never holds duplicates."""
+    rows = read_results(path)
+    kept: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.get("error"):
+            kept.pop(str(row["id"]), None)
+        else:
+            kept[str(row["id"])] = row
+    if len(kept) != len(rows) or (path.exists() and not path.read_text(encoding="utf-8").endswith("\n")):
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept.values()), encoding="utf-8")
+        tmp.replace(path)
+    return kept
+
+
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    """Append one row and make it durable before the next sample is reported."""
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# --------------------------------------------------------------------------- rows
+
+def _save_png(image: Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format="PNG")
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items() if not isinstance(v, Image.Image)}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value if not isinstance(v, Image.Image)]
+    return str(value)
+
+
+def trajectory_row(traj: Trajectory, out_dir: Path, verdict: dict[str, Any] | None) -> dict[str, Any]:
+    """The JSONL row of one finished trajectory; its images are written under ``images/<id>/``."""
+    sample = traj.sample
+    img_dir = out_dir / IMAGES_DIR / safe_name(sample.id)
+    if img_dir.exists():
+        shutil.rmtree(img_dir)  # a retried sample replaces its earlier images
+    rel = lambda p: p.relative_to(out_dir).as_posix()  # noqa: E731
+    inputs = []
+    for i, image in enumerate(sample.images):
+        _save_png(image, img_dir / f"input_{i}.png")
+        inputs.append(rel(img_dir / f"input_{i}.png"))
+    summary = traj.summary()
+    shown = iter(traj.tool_images)
+    for k, (rnd, rnd_row) in enumerate(zip(traj.rounds, summary["rounds"], strict=True), 1):
+        paths = []
+        for j in range(rnd.images_shown):
+            path = img_dir / f"round{k}_{j}.png"
+            _save_png(next(shown), path)
+            paths.append(rel(path))
+        rnd_row["images"] = paths
+        err = rnd.result.error if rnd.result is not None else None
+        rnd_row["error"] = None if err is None else f"{err.type}: {err.message}"
+    meta = {k: v for k, v in sample.meta.items() if k != "annotation"}
+    row: dict[str, Any] = {
+        "id": sample.id,
+        "task": sample.task,
+        "question": sample.question,
+        "options": sample.options,
+        "gold": sample.answer,
+        "prediction": summary.pop("answer"),
+        **summary,
+        "input_images": inputs,
+        "meta": _json_safe(meta),
+        "verdict": _json_safe(verdict),
+        "correct": None if verdict is None else verdict.get("correct"),
+    }
+    annotation = sample.meta.get("annotation")
+    if isinstance(annotation, Image.Image):
+        _save_png(annotation, img_dir / "annotation.png")
+        row["annotation_image"] = rel(img_dir / "annotation.png")
+    return row
+
+
+# --------------------------------------------------------------------------- scoring glue
+
+def make_judge(args: argparse.Namespace) -> Any:
+    """The LLM judge from the scoring module, or ``None`` for judge-free scoring."""
+    if not args.judge_model:
+        if args.judge_url:
+            raise SystemExit("--judge-url needs --judge-model")
+        return None
+    from vthinker_plugins import scoring
+
+    factory = getattr(scoring, "make_judge", None) or getattr(scoring, "Judge", None)
+    if factory is None:
+        raise SystemExit("this version of vthinker_plugins.scoring has no judge (make_judge)")
+    return factory(model=args.judge_model, base_url=args.judge_url, api_key=args.judge_api_key)
+
+
+# --------------------------------------------------------------------------- main
+
+def _model_slug(model: str) -> str:
+    return safe_name(model.rstrip("/").split("/")[-1] if not model.startswith(("openai:", "vllm:")) else model)
+
+
+def prepare(args: argparse.Namespace) -> tuple[str, str | None, str, Path, bool]:
+    """(benchmark, data, model, output dir, eval) after applying the built-in defaults."""
+    benchmark, data, model, scoring_on = args.benchmark, args.data, args.model, args.eval
+    if benchmark is None:
+        out = Path(args.output or Path("runs") / "default")
+        from vthinker_plugins.data.vtbench_sample import DEFAULT_FILE_NAME, make_vtbench_sample
+
+        data_file = out / "data" / DEFAULT_FILE_NAME
+        if data is None:
+            if not data_file.exists():
+                make_vtbench_sample(data_file, n=args.sample_rows)
+            data = str(data_file)
+        benchmark, model, scoring_on = "vtbench", model or "reference", True
+    elif model is None:
+        raise SystemExit("--model is required with --benchmark: a checkpoint path, openai:NAME, vllm:PATH or reference")
+    else:
+        out = Path(args.output or Path("runs") / f"{safe_name(Path(benchmark).stem)}__{_model_slug(model)}")
+    return benchmark, data, model, out, scoring_on
+
+
+def main(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from vthinker_plugins.backends import make_backend, parse_options
+    from vthinker_plugins.data.benchmarks import load_benchmark
+    from vthinker_plugins.loop import InteractionLoop
+    from vthinker_plugins.protocol import DEFAULT_PROMPTS, PromptSet
+
+    started = time.perf_counter()
+    benchmark, data, model, out, scoring_on = prepare(args)
+    if args.overwrite and out.exists():
+        for name in (RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, IMAGES_DIR):
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / RESULTS_FILE
+
+    samples = load_benchmark(benchmark, data=data, split=args.split, limit=args.limit)
+    if args.max_rounds is not None:
+        for s in samples:
+            s.max_rounds = args.max_rounds
+    done = resume_rows(results)
+    todo = [s for s in samples if s.id not in done]
+    print(f"vthinker run: {benchmark} ({len(samples)} samples, {len(samples) - len(todo)} already done) "
+          f"with {model} -> {out}")
+
+    scorer = None
+    judge = None
+    if scoring_on:
+        from vthinker_plugins.scoring import score_sample
+
+        scorer, judge = score_sample, make_judge(args)
+    prompts = DEFAULT_PROMPTS
+    if args.system_prompt_file or args.user_prompt_file:
+        prompts = PromptSet.from_files(args.system_prompt_file, args.user_prompt_file)
+
+    n_errors = 0
+    if todo:
+        backend = make_backend(model, **parse_options(args.model_option))
+        config = LoopConfig(
+            max_new_tokens=args.max_new_tokens,
+            max_tool_images=args.max_tool_images,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            persistent_state=args.persistent_state,
+            concurrency=args.concurrency,
+        )
+        loop = InteractionLoop(backend, config=config, prompts=prompts)
+        bar = tqdm(total=len(samples), initial=len(samples) - len(todo), unit="sample", desc="vthinker run",
+                   dynamic_ncols=True)
+        scored = [r["correct"] for r in done.values() if r.get("correct") is not None]
+
+        def finish(traj: Trajectory) -> None:
+            # Runs on one worker thread: scoring (maybe a judge call) never stalls the generation loop,
+            # and rows are appended one at a time.
+            nonlocal n_errors
+            verdict = None
+            if scorer is not None and traj.error is None:
+                try:
+                    verdict = scorer(traj.sample, traj.text, traj.tool_images, judge=judge)
+                except Exception as exc:  # noqa: BLE001 - recorded as an error row, retried on re-run
+                    traj.error = f"scoring failed: {type(exc).__name__}: {exc}"
+            row = trajectory_row(traj, out, verdict)
+            append_row(results, row)
+            n_errors += row["error"] is not None
+            if row["correct"] is not None:
+                scored.append(bool(row["correct"]))
+            postfix = {"errors": n_errors}
+            if scored:
+                postfix["acc"] = f"{100 * sum(scored) / len(scored):.1f}%"
+            bar.set_postfix(postfix)
+            bar.update(1)
+
+        finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vthinker-finish")
+        pending: list[Future[None]] = []
+        try:
+            loop.run(todo, on_result=lambda traj: pending.append(finisher.submit(finish, traj)))
+            for future in pending:
+                future.result()  # re-raise a failure to write a row
+        finally:
+            finisher.shutdown(wait=True)
+            bar.close()
+            backend.close()
+
+    rows = read_results(results)
+    order = {s.id: i for i, s in enumerate(samples)}
+    rows = sorted((r for r in rows if r["id"] in order), key=lambda r: order[r["id"]])
+    summary = build_summary(benchmark, data, model, rows, len(samples), scoring_on, time.perf_counter() - started)
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if not args.no_report:
+        from vthinker_plugins.report import write_report
+
+        write_report(rows, summary, out / REPORT_FILE, base_dir=out)
+    print(f"results: {results}\nsummary: {out / SUMMARY_FILE}")
+    if not args.no_report:
+        print(f"report:  {out / REPORT_FILE}")
+    if summary.get("metrics"):
+        print(json.dumps(summary["metrics"], indent=2, ensure_ascii=False)[:4000])
+    if summary["n_errors"]:
+        print(f"{summary['n_errors']} sample(s) ended in an error; re-run the same command to retry them")
+    return 0
+
+
+def build_summary(benchmark: str, data: str | None, model: str, rows: list[dict[str, Any]], n_samples: int,
+                  scoring_on: bool, elapsed_s: float) -> dict[str, Any]:
+    """Run facts plus the scoring module's metrics over every scored row."""
+    metrics = None
+    if scoring_on:
+        from vthinker_plugins.scoring import summarize
+
+        metrics = summarize([r["verdict"] for r in rows if r.get("verdict")])
+    return {
+        "benchmark": benchmark,
+        "data": data,
+        "model": model,
+        "oracle": model == "reference",
+        "n_samples": n_samples,
+        "n_done": len(rows),
+        "n_errors": sum(1 for r in rows if r.get("error")),
+        "n_tool_calls": sum(r.get("n_tool_calls", 0) for r in rows),
+        "n_tool_errors": sum(r.get("n_tool_errors", 0) for r in rows),
+        "elapsed_s": round(elapsed_s, 2),
+        "metrics": metrics,
+    }
+
+
