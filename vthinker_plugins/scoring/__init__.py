@@ -1,0 +1,40 @@
+"""Scoring and judges shared by ``vthinker run``, the lmms-eval and VLMEvalKit plugins and the GRPO rewards.
+
+- :func:`answers_match` — rule-based answer equivalence (math-verify, option letters/texts).
+- :mod:`.mathvision` — the official MATH-V rules and report layout, written for this project.
+- :class:`Judge` — async OpenAI-compatible 0/1 judge (images, answers, consistency), retried and cached.
+- :func:`pixel_metric` — judge-free VTBench perception/instruction score from the images.
+- :func:`score_sample` / :func:`ascore_sample` / :func:`score_samples` / :func:`summarize` — per-task verdicts
+  and metrics.
+"""
+
+from vthinker_plugins.scoring.answers import answers_match, choice_letter
+from vthinker_plugins.scoring.judge import DEFAULT_JUDGE_PROMPTS, Judge, JudgeResult, parse_judgement
+from vthinker_plugins.scoring.mathvision import (
+    extract_mathvision_answer,
+    mathvision_correct,
+    mathvision_report,
+    score_mathvision,
+)
+from vthinker_plugins.scoring.pixel_metric import PixelMetricConfig, PixelScore, pixel_metric
+from vthinker_plugins.scoring.score import ascore_sample, score_sample, score_samples, summarize
+
+__all__ = [
+    "DEFAULT_JUDGE_PROMPTS",
+    "Judge",
+    "JudgeResult",
+    "PixelMetricConfig",
+    "PixelScore",
+    "answers_match",
+    "ascore_sample",
+    "choice_letter",
+    "extract_mathvision_answer",
+    "mathvision_correct",
+    "mathvision_report",
+    "parse_judgement",
+    "pixel_metric",
+    "score_mathvision",
+    "score_sample",
+    "score_samples",
+    "summarize",
+]

@@ -1,0 +1,270 @@
+"""Score model outputs per task, and summarise verdicts: the one scoring entry point for
+``vthinker run``, the lmms-eval and VLMEvalKit plugins and the GRPO rewards.
+
+A verdict is a plain dict (JSON-ready):
+
+``id``, ``task``; ``correct``: ``True``/``False``, or ``None`` when the row could not
+be scored (judge failed, no ground-truth marks); ``extracted``: the answer read from
+the prediction; ``judge``: 1/0/``None``; ``judge_status``: ``ok``/``failed``/``skipped``;
+plus per task: ``level``/``subject``/``correct_math_verify`` (mathvision),
+``rule_correct`` (vtbench_reasoning), ``pixel`` and ``no_image`` (vtbench_perception,
+vtbench_instruction), ``judge_error`` when the judge failed.
+
+Tasks:
+
+- ``mathvision`` — the official MATH-V rules (:mod:`.mathvision`); ``Sample.options`` are
+  the option texts, ``Sample.answer`` the letter or the free-form answer,
+  ``meta["level"]``/``meta["subject"]`` feed the official report.
+- ``vtbench_reasoning`` — the ``<answer>`` (or ``\\boxed{}``) is matched with
+  :func:`.answers_match`; with a judge, rows the rules reject are re-checked by
+  :meth:`.Judge.judge_answer` (the official protocol is judge-based).
+- ``vtbench_perception`` / ``vtbench_instruction`` — the official protocol: the judge sees
+  the original (``Sample.images[0]``), the model's first sandbox image
+  (``generated_images[0]``) and ``meta["annotation"]``; the pixel metric
+  (:mod:`.pixel_metric`) is always computed and decides when there is no judge. No
+  generated image scores 0 without a judge call.
+- ``generic`` (and any other task) — :func:`.answers_match` on the extracted answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections import defaultdict
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from PIL import Image
+
+from vthinker_plugins.data.sources import to_image
+from vthinker_plugins.protocol import extract_answer, strip_observations
+from vthinker_plugins.sample import Sample
+from vthinker_plugins.scoring.answers import answers_match
+from vthinker_plugins.scoring.judge import Judge, JudgeResult
+from vthinker_plugins.scoring.mathvision import mathvision_report, score_mathvision
+from vthinker_plugins.scoring.pixel_metric import PixelMetricConfig, pixel_metric
+
+T = TypeVar("T")
+DRAWING_TASKS = ("vtbench_perception", "vtbench_instruction")
+#: How much of the end of a response the answer judge sees when no answer could be extracted.
+_TAIL_CHARS = 1500
+
+
+def run_sync(coro: Awaitable[T]) -> T:
+    """Run a coroutine from sync code, also when the caller already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()  # type: ignore[arg-type]
+
+
+def _verdict(sample: Sample, **fields: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": sample.id, "task": sample.task, "correct": None, "extracted": None,
+                           "judge": None, "judge_status": "skipped"}
+    out.update(fields)
+    return out
+
+
+def _with_judge(out: dict[str, Any], result: JudgeResult) -> dict[str, Any]:
+    out["judge"] = result.value
+    out["judge_status"] = result.status
+    if result.status == "failed":
+        out["judge_error"] = result.error
+    return out
+
+
+def _need(sample: Sample, what: str, value: Any) -> Any:
+    if value is None or value == "":
+        raise ValueError(f"sample {sample.id!r} (task {sample.task}): missing {what}, needed for scoring")
+    return value
+
+
+async def _score_mathvision(sample: Sample, prediction: str) -> dict[str, Any]:
+    gold = _need(sample, "answer (Sample.answer)", sample.answer)
+    result = score_mathvision(prediction, str(gold), sample.options)
+    return _verdict(sample, **result, level=sample.meta.get("level"), subject=sample.meta.get("subject"))
+
+
+async def _score_reasoning(sample: Sample, prediction: str, judge: Judge | None) -> dict[str, Any]:
+    gold = str(_need(sample, "answer (Sample.answer)", sample.answer))
+    extracted = extract_answer(prediction)
+    rule = bool(extracted) and answers_match(extracted, gold, sample.options)
+    out = _verdict(sample, extracted=extracted, rule_correct=rule, correct=rule)
+    if judge is None or rule:
+        return out
+    said = extracted if extracted else strip_observations(prediction)[-_TAIL_CHARS:]
+    if not said.strip():
+        return out  # nothing to judge: wrong without a call
+    result = await judge.judge_answer(sample.question, said, gold)
+    _with_judge(out, result)
+    out["correct"] = bool(result.value) if result.ok else None
+    return out
+
+
+async def _score_drawing(
+    sample: Sample,
+    prediction: str,
+    generated_images: Sequence[Image.Image],
+    judge: Judge | None,
+    pixel_config: PixelMetricConfig | None,
+) -> dict[str, Any]:
+    annotation = _need(sample, "meta['annotation'] (the ground-truth annotation image)", sample.meta.get("annotation"))
+    truth = to_image(annotation, where=f"sample {sample.id} meta['annotation']")
+    original = sample.images[0]
+    generated = generated_images[0] if generated_images else None
+    pixel = pixel_metric(original, generated, truth, pixel_config).as_dict()
+    out = _verdict(sample, extracted=extract_answer(prediction), pixel=pixel, no_image=generated is None)
+    if judge is None:
+        out["correct"] = pixel["passed"]
+        return out
+    if generated is None:
+        out["correct"] = False  # nothing drawn: wrong, and no judge call is spent on it
+        return out
+    instruction = sample.meta.get("instruction") or sample.question
+    result = await judge.judge_images(sample.task, sample.question, original, generated, truth, instruction=instruction)
+    _with_judge(out, result)
+    out["correct"] = bool(result.value) if result.ok else None
+    return out
+
+
+async def ascore_sample(
+    sample: Sample,
+    prediction: str,
+    generated_images: Sequence[Image.Image] | None = None,
+    judge: Judge | None = None,
+    *,
+    pixel_config: PixelMetricConfig | None = None,
+) -> dict[str, Any]:
+    """Score one prediction (the full response text) for ``sample``; see the module doc for the verdict."""
+    prediction = prediction or ""
+    generated_images = list(generated_images or [])
+    if sample.task == "mathvision":
+        return await _score_mathvision(sample, prediction)
+    if sample.task == "vtbench_reasoning":
+        return await _score_reasoning(sample, prediction, judge)
+    if sample.task in DRAWING_TASKS:
+        return await _score_drawing(sample, prediction, generated_images, judge, pixel_config)
+    gold = str(_need(sample, "answer (Sample.answer)", sample.answer))
+    extracted = extract_answer(prediction)
+    said = extracted if extracted is not None else prediction
+    return _verdict(sample, extracted=extracted, correct=answers_match(said, gold, sample.options))
+
+
+def score_sample(
+    sample: Sample,
+    prediction: str,
+    generated_images: Sequence[Image.Image] | None = None,
+    judge: Judge | None = None,
+    *,
+    pixel_config: PixelMetricConfig | None = None,
+) -> dict[str, Any]:
+    """Synchronous :func:`ascore_sample` (prefer :func:`score_samples` for many rows: it runs judge calls
+    concurrently)."""
+
+    async def once() -> dict[str, Any]:
+        try:
+            return await ascore_sample(sample, prediction, generated_images, judge, pixel_config=pixel_config)
+        finally:
+            if judge is not None:
+                await judge.aclose()  # the event loop ends with this call; so do its connections
+
+    return run_sync(once())
+
+
+def _unpack(item: Any) -> tuple[Sample, str, list[Image.Image]]:
+    if isinstance(item, dict):
+        return item["sample"], item.get("prediction") or "", list(item.get("generated_images") or [])
+    sample, prediction, *rest = item
+    return sample, prediction or "", list(rest[0] or []) if rest else []
+
+
+def score_samples(
+    items: Iterable[Any],
+    judge: Judge | None = None,
+    progress: bool = True,
+    *,
+    pixel_config: PixelMetricConfig | None = None,
+) -> list[dict[str, Any]]:
+    """Score many predictions, judge calls running concurrently (bounded by the judge's concurrency).
+
+    ``items``: ``(sample, prediction, generated_images)`` tuples (the images may be left out)
+    or dicts with those keys. Verdicts come back in input order.
+    """
+    unpacked = [_unpack(item) for item in items]
+
+    async def run_all() -> list[dict[str, Any]]:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(unpacked), desc="scoring", unit="row", disable=not progress)
+
+        async def one(entry: tuple[Sample, str, list[Image.Image]]) -> dict[str, Any]:
+            verdict = await ascore_sample(*entry, judge=judge, pixel_config=pixel_config)
+            bar.update(1)
+            return verdict
+
+        try:
+            return list(await asyncio.gather(*(one(entry) for entry in unpacked)))
+        finally:
+            bar.close()
+            if judge is not None:
+                await judge.aclose()
+
+    return run_sync(run_all())
+
+
+# --------------------------------------------------------------------------- summary
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return None if denominator == 0 else numerator / denominator
+
+
+def summarize(verdicts: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Metrics per task, keyed by task name.
+
+    For each task: ``n`` rows, ``scored`` (``correct`` not ``None``), ``correct``,
+    ``accuracy`` (over scored rows, 0-1) and ``accuracy_pct``, ``unscored``,
+    ``judge_failed``, ``judge_ok``. Drawing tasks add ``pixel_pass_rate``, ``pixel_f1_mean``,
+    ``no_image`` and, where judge and pixel metric both ran, ``judge_pixel_agreement``
+    (and ``judge_pixel_n``). ``vtbench_reasoning`` adds ``rule_accuracy``; ``mathvision`` adds
+    ``official`` (the MATH-V report layout, unscored rows counted as wrong) and
+    ``accuracy_math_verify``.
+    """
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for verdict in verdicts:
+        by_task[str(verdict.get("task", "generic"))].append(verdict)
+    summary: dict[str, Any] = {}
+    for task, rows in by_task.items():
+        scored = [row for row in rows if row.get("correct") is not None]
+        hits = sum(bool(row["correct"]) for row in scored)
+        accuracy = _rate(hits, len(scored))
+        metrics: dict[str, Any] = {
+            "n": len(rows),
+            "scored": len(scored),
+            "correct": hits,
+            "accuracy": accuracy,
+            "accuracy_pct": None if accuracy is None else round(100 * accuracy, 2),
+            "unscored": len(rows) - len(scored),
+            "judge_failed": sum(row.get("judge_status") == "failed" for row in rows),
+            "judge_ok": sum(row.get("judge_status") == "ok" for row in rows),
+        }
+        if task in DRAWING_TASKS:
+            pixels = [row["pixel"] for row in rows if row.get("pixel") and row["pixel"].get("passed") is not None]
+            metrics["pixel_n"] = len(pixels)
+            metrics["pixel_pass_rate"] = _rate(sum(bool(p["passed"]) for p in pixels), len(pixels))
+            metrics["pixel_f1_mean"] = _rate(sum(p["f1"] for p in pixels), len(pixels))
+            metrics["no_image"] = sum(bool(row.get("no_image")) for row in rows)
+            both = [row for row in rows if row.get("judge") is not None
+                    and row.get("pixel") and row["pixel"].get("passed") is not None]
+            metrics["judge_pixel_n"] = len(both)
+            metrics["judge_pixel_agreement"] = _rate(
+                sum(bool(row["judge"]) == bool(row["pixel"]["passed"]) for row in both), len(both))
+        if task == "vtbench_reasoning":
+            metrics["rule_accuracy"] = _rate(sum(bool(row.get("rule_correct")) for row in rows), len(rows))
+        if task == "mathvision":
+            metrics["official"] = mathvision_report(rows)
+            metrics["accuracy_math_verify"] = _rate(sum(bool(row.get("correct_math_verify")) for row in rows),
+                                                    len(rows))
+        summary[task] = metrics
+    return summary
