@@ -19,6 +19,7 @@ NR = {
 } if MACHINE == "x86_64" else {}
 
 PR_SET_PDEATHSIG = 1
+PR_CAPBSET_DROP = 24
 PR_SET_DUMPABLE = 4
 PR_SET_SECCOMP = 22
 PR_SET_NO_NEW_PRIVS = 38
@@ -84,8 +85,12 @@ def sethostname(name: str) -> None:
     _check(_libc.sethostname(b, len(b)), "sethostname")
 
 
-def drop_capabilities() -> None:
-    """Clear every capability set of this thread (needed after entering a user namespace)."""
+def drop_capabilities(bounding: bool = False) -> None:
+    """Clear every capability set of this thread; with bounding=True also empty the bounding set."""
+    if bounding:
+        for cap in range(64):
+            if _libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0) != 0:
+                break  # EINVAL past the last capability the kernel knows
     header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
     data = (ctypes.c_uint32 * 6)()
     syscall("capset", ctypes.byref(header), ctypes.byref(data))

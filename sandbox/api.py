@@ -195,7 +195,7 @@ class Session:
         self.closed = False
 
     def _open(self, w: WorkerHandle) -> None:
-        self.dirs = make_dirs(os.path.join(w.dir, f"s{self.id}"))
+        self.dirs = make_dirs(os.path.join(w.dir, f"s{self.id}"), w.cell_uid)
         w.call({"op": "session_open", "session": self.id, "dirs": self.dirs}, 30.0)
         self._generation = w.generation
 

@@ -28,6 +28,24 @@ def interpreter_paths(hide: list[str]) -> list[str]:
     return sorted(p for p in found if p not in hidden and p != "/")
 
 
+def reachable_by_others(path: str) -> bool:
+    """True if an unrelated uid can traverse to and read `path` (every ancestor has o+x)."""
+    import stat
+
+    p = os.path.realpath(path)
+    try:
+        st = os.stat(p)
+        if not st.st_mode & (stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(st.st_mode) else 0)):
+            return False
+        while p != "/":
+            p = os.path.dirname(p)
+            if not os.stat(p).st_mode & stat.S_IXOTH:
+                return False
+    except OSError:
+        return False
+    return True
+
+
 def collapse(paths: list[str]) -> list[str]:
     """Drop paths already covered by a parent in the list (symlinks resolved)."""
     out: list[str] = []

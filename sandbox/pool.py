@@ -59,14 +59,14 @@ def wipe(path: str) -> None:
                 pass
 
 
-def make_dirs(root: str) -> dict[str, str]:
-    """in/ is readable by the cell; out/ and tmp/ belong to the cell's uid."""
+def make_dirs(root: str, uid: int = NOBODY) -> dict[str, str]:
+    """in/ is readable by the cell; out/ and tmp/ belong to the uid cells run as."""
     dirs = {k: os.path.join(root, k) for k in ("in", "out", "tmp")}
     os.makedirs(root, mode=0o711, exist_ok=True)
     for k, p in dirs.items():
         os.makedirs(p, mode=0o755 if k == "in" else 0o700, exist_ok=True)
         if k != "in" and os.geteuid() == 0:
-            os.chown(p, NOBODY, NOBODY)
+            os.chown(p, uid, uid)
     return dirs
 
 
@@ -86,6 +86,7 @@ class WorkerHandle:
         self.report: dict[str, Any] = {}
         self.cell_dirs: dict[str, str] = {}
         self._ids = 0
+        self.cell_uid = NOBODY
 
     def start(self) -> None:
         cfg = self.pool.config
@@ -120,6 +121,9 @@ class WorkerHandle:
             self.kill()
             raise SandboxUnavailable(f"sandbox worker failed to start: {ready.get('error')}")
         self.report = ready.get("report", {})
+        self.cell_uid = int(self.report.get("cell_uid", NOBODY))
+        if self.cell_uid != NOBODY:
+            make_dirs(os.path.join(self.dir, "cell"), self.cell_uid)
         self.generation += 1
 
     def call(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:

@@ -144,12 +144,13 @@ class Worker:
             self.report["landlock"] = {"active": True, **landlock.describe(self.landlock_abi)}
         else:
             self.report["landlock"] = {"active": False, "reason": "kernel has no Landlock (or it is disabled)"}
-        self._drop_privileges()
+        self._drop_privileges(ro)
         self.report["seccomp"] = ({"active": True, "filter": "builtin BPF (x86_64)"} if seccomp.supported()
                                   else {"active": False, "reason": f"no filter for {sc.MACHINE}"})
         self.report["rlimits"] = {"active": True, "nproc": bool(self.nproc)}
         self.limits["as"] = self.baseline_vm + self.limits["memory"] + (256 << 20)
         self.report["baseline_vm_mb"] = self.baseline_vm >> 20
+        self.report["cell_uid"] = os.getuid()
         self.report["boot_s"] = round(time.monotonic() - t0, 3)
         self.worker_pid = os.getpid()
 
@@ -182,13 +183,22 @@ class Worker:
         os.write(w, b"1")
         os.close(w)
 
-    def _drop_privileges(self) -> None:
-        if os.getuid() == 0 and not getattr(self, "userns", False):
+    def _drop_privileges(self, ro: list[str]) -> None:
+        in_ns = self.report["namespaces"].get("active")
+        blocked = [] if in_ns else [p for p in fsview.interpreter_paths(self.args["hide"])
+                                    if not fsview.reachable_by_others(p)]
+        if os.getuid() == 0 and not getattr(self, "userns", False) and not blocked:
             os.setgroups([])
             os.setresgid(NOBODY, NOBODY, NOBODY)
             os.setresuid(NOBODY, NOBODY, NOBODY)
             self.nproc = self.limits["nproc"]
             self.report["uid"] = {"active": True, "uid": NOBODY}
+        elif os.getuid() == 0 and not getattr(self, "userns", False):
+            # The interpreter lives where uid 65534 cannot reach (e.g. under /root): stay uid 0 but
+            # without any capability, so DAC is enforced and Landlock does the confining.
+            sc.drop_capabilities(bounding=True)
+            self.report["uid"] = {"active": False, "uid": 0, "capabilities": "none",
+                                  "reason": f"interpreter path not reachable by uid {NOBODY}: {blocked[0]}"}
         elif getattr(self, "userns", False):
             sc.drop_capabilities()
             self.report["uid"] = {"active": True, "uid": f"host uid {os.getuid()} (mapped), no capabilities"}
