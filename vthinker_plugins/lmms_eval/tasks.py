@@ -224,41 +224,46 @@ def mathvision_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any
 
 # --------------------------------------------------------------------------- aggregation
 
-_SLIM_FIELDS = ("id", "correct", "pixel_correct", "judge_status", "score")
+#: What the metrics other than the first carry per doc (enough for their aggregation).
+_SLIM_FIELDS = ("id", "task", "correct", "judge", "judge_status", "pixel", "score")
 
 
 def _verdicts(items: list[Any]) -> list[dict[str, Any]]:
     return [item for item in items if isinstance(item, dict)]
 
 
-def _summary(items: list[Any]) -> dict[str, Any]:
+def _task_metrics(items: list[Any]) -> dict[str, Any]:
+    """:func:`vthinker_plugins.scoring.summarize` of one task's verdicts (all docs share a task)."""
     from vthinker_plugins.scoring import summarize
 
-    return summarize(_verdicts(items))
+    summary = summarize(_verdicts(items))
+    if len(summary) > 1:
+        raise ValueError(f"verdicts of several scoring tasks in one lmms-eval task: {sorted(summary)}")
+    return next(iter(summary.values()), {})
 
 
-def _percent(value: Any) -> float | None:
-    return None if value is None else float(value)
+def _percent(rate: Any) -> float | None:
+    return None if rate is None else round(100 * float(rate), 2)
 
 
 def aggregate_accuracy(items: list[Any]) -> float | None:
-    """Accuracy in percent (judge verdicts for drawings, answer equivalence otherwise)."""
-    return _percent(_summary(items).get("accuracy"))
+    """Accuracy in percent over scored docs (judge verdicts for drawings, answer equivalence otherwise)."""
+    return _percent(_task_metrics(items).get("accuracy"))
 
 
 def aggregate_pixel_accuracy(items: list[Any]) -> float | None:
-    """The judge-free pixel metric in percent (``None`` when it does not apply)."""
-    return _percent(_summary(items).get("pixel_accuracy"))
+    """Pass rate (percent) of the judge-free pixel metric on the drawings."""
+    return _percent(_task_metrics(items).get("pixel_pass_rate"))
 
 
 def aggregate_judge_failed(items: list[Any]) -> int:
-    """How many verdicts the judge failed to give (counted, never scored as wrong silently)."""
-    return int(_summary(items).get("judge_failed", 0) or 0)
+    """How many docs the judge failed to score (reported, never counted as wrong silently)."""
+    return int(_task_metrics(items).get("judge_failed", 0) or 0)
 
 
 def aggregate_agreement(items: list[Any]) -> float | None:
-    """Agreement (percent) of the judge and the pixel metric where both gave a verdict."""
-    return _percent(_summary(items).get("judge_pixel_agreement"))
+    """Agreement (percent) of judge and pixel metric on docs where both gave a verdict."""
+    return _percent(_task_metrics(items).get("judge_pixel_agreement"))
 
 
 def aggregate_mathvision(items: list[Any], args: Any = None) -> float | None:
@@ -267,19 +272,18 @@ def aggregate_mathvision(items: list[Any], args: Any = None) -> float | None:
     ``<output_path>/vthinker/<task>_mathvision_scores.json``."""
     from loguru import logger
 
-    from vthinker_plugins.scoring.mathvision import official_layout
+    from vthinker_plugins.scoring import mathvision_report
 
     verdicts = _verdicts(items)
-    summary = _summary(items)
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for verdict in verdicts:
         by_task[str(verdict.get("key") or "mathvision").split(":", 1)[0]].append(verdict)
     for task, group in by_task.items():
-        layout = official_layout(group)
-        logger.info(f"{task} (official layout):\n{json.dumps(layout, indent=1)}")
+        layout = mathvision_report(group)
+        logger.info(f"{task} (official MATH-V layout): {json.dumps(layout)}")
         output_path = getattr(args, "output_path", None)
         if output_path:
             path = Path(output_path) / "vthinker" / f"{task}_mathvision_scores.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(layout, indent=1), encoding="utf-8")
-    return _percent(summary.get("accuracy"))
+    return _percent(_task_metrics(items).get("accuracy"))

@@ -1,0 +1,372 @@
+"""VLMEvalKit datasets: VTBench (three tasks and combined) and MathVision in the V-Thinker protocol.
+
+=========================  =============================================================
+dataset name               items
+=========================  =============================================================
+``VTBench``                all three VTBench tasks (``category`` column tells which)
+``VTBench_Perception``     perception (1 code round, judged drawing)
+``VTBench_Instruction``    instruction-guided interaction (1 code round, judged drawing)
+``VTBench_Reasoning``      interactive reasoning (5 code rounds, answer equivalence)
+``VThinker_MathVision``    MathVision test (3,040), project's own rule-based scorer
+``VThinker_MathVision_MINI``  MathVision testmini (304)
+=========================  =============================================================
+
+Data: TSV files under ``$LMUData`` (``VTBench.tsv``, ``VThinker_MathVision.tsv``,
+``VThinker_MathVision_MINI.tsv``; MD5 not checked). When a TSV is missing it is built
+once from ``$VTHINKER_VTBENCH_DATA`` / ``$VTHINKER_MATHVISION_DATA`` (a local parquet,
+jsonl, folder such as ``../shared/data/mathvision``, or ``save_to_disk`` folder) or else
+from the hub ids; :func:`write_vtbench_tsv` and :func:`write_mathvision_tsv` do the
+same explicitly. Images are stored base64 PNG (lossless: the pixel metric compares
+drawings with the annotations).
+
+Scoring (``evaluate``) uses :func:`vthinker_plugins.scoring.score_sample` with the judge
+configured by ``VTHINKER_JUDGE_*`` (see :mod:`vthinker_plugins.scoring.judge`); the
+generated images come from the ``extra_records`` the V-Thinker model writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from PIL import Image
+from vlmeval.dataset.image_base import ImageBaseDataset
+from vlmeval.smp import LMUDataRoot, dump, get_intermediate_file_path, load
+
+from vthinker_plugins.data.sources import image_to_png
+from vthinker_plugins.sample import Sample
+
+VTBENCH_SUBSETS = {
+    "VTBench": None,
+    "VTBench_Perception": "perception",
+    "VTBench_Instruction": "instruction",
+    "VTBench_Reasoning": "reasoning",
+}
+MATHVISION_SPLITS = {"VThinker_MathVision": "mathvision", "VThinker_MathVision_MINI": "mathvision-testmini"}
+VTBENCH_ENV, MATHVISION_ENV = "VTHINKER_VTBENCH_DATA", "VTHINKER_MATHVISION_DATA"
+
+
+# --------------------------------------------------------------------------- TSV files
+
+def _b64_png(image: Image.Image) -> str:
+    return base64.b64encode(image_to_png(image)).decode("ascii")
+
+
+def _b64_image(value: str, where: str) -> Image.Image:
+    try:
+        image = Image.open(io.BytesIO(base64.b64decode(value)))
+        image.load()
+    except Exception as exc:
+        raise ValueError(f"{where}: not a base64 image ({exc})") from exc
+    return image.convert("RGB")
+
+
+def _progress(iterable: Any, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, unit="item")
+
+
+def write_vtbench_tsv(source: str | None = None, path: str | Path | None = None) -> Path:
+    """Write ``VTBench.tsv`` (all three tasks; ``category`` = perception|instruction|reasoning).
+
+    ``source``: hub id, local file/folder or ``save_to_disk`` folder in the hub schema;
+    default ``$VTHINKER_VTBENCH_DATA`` or ``We-Math/VTBench``. ``path``: default
+    ``$LMUData/VTBench.tsv``.
+    """
+    from vthinker_plugins.data.benchmarks import iter_benchmark
+
+    data = source or os.environ.get(VTBENCH_ENV) or None
+    rows = []
+    for i, sample in enumerate(_progress(iter_benchmark("vtbench", data), "VTBench -> TSV")):
+        annotation = sample.meta.get("annotation")
+        rows.append({
+            "index": i,
+            "id": sample.meta.get("row_id", sample.id),
+            "sample_id": sample.id,
+            "category": sample.task.removeprefix("vtbench_"),
+            "image": _b64_png(sample.images[0]),
+            "question": sample.question,
+            "answer": sample.answer if sample.answer is not None else "",
+            "annotation": _b64_png(annotation) if annotation is not None else "",
+            "max_rounds": sample.max_rounds,
+        })
+    return _write(rows, path or Path(LMUDataRoot()) / "VTBench.tsv")
+
+
+def write_mathvision_tsv(
+    source: str | None = None, mini: bool = False, path: str | Path | None = None
+) -> Path:
+    """Write ``VThinker_MathVision[_MINI].tsv`` from the hub or a local MATH-V folder
+    (default ``$VTHINKER_MATHVISION_DATA`` or ``MathLLMs/MathVision``)."""
+    from vthinker_plugins.data.benchmarks import iter_benchmark
+
+    name = "VThinker_MathVision_MINI" if mini else "VThinker_MathVision"
+    data = source or os.environ.get(MATHVISION_ENV) or None
+    rows = []
+    for i, sample in enumerate(_progress(iter_benchmark(MATHVISION_SPLITS[name], data), f"{name} -> TSV")):
+        rows.append({
+            "index": i,
+            "id": sample.id,
+            "sample_id": sample.id,
+            "image": _b64_png(sample.images[0]),
+            "question": sample.question,
+            "answer": sample.answer,
+            "options": json.dumps(sample.options, ensure_ascii=False),
+            "level": sample.meta.get("level"),
+            "category": sample.meta.get("subject"),
+            "max_rounds": 5,
+        })
+    return _write(rows, path or Path(LMUDataRoot()) / f"{name}.tsv")
+
+
+def _write(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    path = Path(path)
+    if not rows:
+        raise ValueError(f"no rows to write to {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)
+    os.replace(tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------- prompts -> samples
+
+_prompt_lock = threading.Lock()
+_prompt_samples: dict[str, dict[str, Any]] = {}
+
+
+def message_fingerprint(message: list[dict[str, Any]]) -> str:
+    """Identify a prompt by its texts and image file names (stable across VLMEvalKit's preprocessing)."""
+    parts = [
+        f"{m.get('type')}:{Path(str(m.get('value'))).name if m.get('type') == 'image' else m.get('value')}"
+        for m in message
+    ]
+    return hashlib.sha1("\x00".join(parts).encode("utf-8")).hexdigest()
+
+
+def sample_info_for(message: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What a V-Thinker dataset recorded about the prompt ``message`` it built (or ``None``)."""
+    with _prompt_lock:
+        return _prompt_samples.get(message_fingerprint(message))
+
+
+def _remember(message: list[dict[str, Any]], info: dict[str, Any]) -> None:
+    with _prompt_lock:
+        _prompt_samples[message_fingerprint(message)] = info
+
+
+class _VThinkerDataset(ImageBaseDataset):
+    """Shared plumbing: local TSV (built on first use), prompts the model can map back to samples."""
+
+    TYPE = "VQA"
+    MODALITY = "IMAGE"
+    DEFAULT_JUDGE = "vthinker"  # our judge is configured by VTHINKER_JUDGE_*, not by VLMEvalKit's --judge
+
+    def load_data(self, dataset: str) -> pd.DataFrame:
+        path = Path(LMUDataRoot()) / f"{self._tsv_name(dataset)}.tsv"
+        if not path.exists():
+            self._build_tsv(dataset, path)
+        data = load(str(path))
+        required = {"index", "image", "question", "answer", "category"}
+        missing = sorted(required - set(data.columns))
+        if missing:
+            raise ValueError(f"{path}: missing columns {missing} (columns: {list(data.columns)})")
+        return self._select(dataset, data)
+
+    @classmethod
+    def supported_datasets(cls) -> list[str]:
+        return list(cls.DATASET_URL)
+
+    def _tsv_name(self, dataset: str) -> str:
+        return dataset
+
+    def _build_tsv(self, dataset: str, path: Path) -> None:
+        raise NotImplementedError
+
+    def _select(self, dataset: str, data: pd.DataFrame) -> pd.DataFrame:
+        return data
+
+    def build_prompt(self, line: Any) -> list[dict[str, Any]]:
+        if isinstance(line, int):
+            line = self.data.iloc[line]
+        paths = self.dump_image(line)
+        message = [{"type": "image", "value": p} for p in (paths if isinstance(paths, list) else [paths])]
+        message.append({"type": "text", "value": str(line["question"])})
+        _remember(message, self._info(line))
+        return message
+
+    def _info(self, line: Any) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset_name,
+            "index": str(line["index"]),
+            "id": str(line.get("sample_id", line["index"])),
+            "task": self._task_of(line),
+            "answer": None if pd.isna(line.get("answer")) else str(line.get("answer")),
+            "options": self._options(line),
+            "max_rounds": int(line["max_rounds"]) if "max_rounds" in line and not pd.isna(line["max_rounds"]) else None,
+        }
+
+    def _task_of(self, line: Any) -> str:
+        raise NotImplementedError
+
+    @staticmethod
+    def _options(line: Any) -> list[str]:
+        raw = line.get("options") if hasattr(line, "get") else None
+        if raw is None or (isinstance(raw, float) and pd.isna(raw)) or raw == "":
+            return []
+        return [str(o) for o in (json.loads(raw) if isinstance(raw, str) else raw)]
+
+    def row_sample(self, line: Any) -> Sample:
+        """The full :class:`Sample` of a TSV row (images, ground-truth annotation, metadata)."""
+        where = f"{self.dataset_name} index {line['index']}"
+        info = self._info(line)
+        meta: dict[str, Any] = {}
+        if isinstance(line.get("annotation"), str) and line["annotation"]:
+            meta["annotation"] = _b64_image(line["annotation"], f"{where} field 'annotation'")
+        for key in ("level", "category"):
+            if key in line and not pd.isna(line[key]):
+                meta["subject" if key == "category" else key] = line[key]
+        return Sample(
+            id=info["id"],
+            question=str(line["question"]),
+            images=[_b64_image(str(line["image"]), f"{where} field 'image'")],
+            answer=info["answer"],
+            options=info["options"],
+            task=info["task"],
+            max_rounds=info["max_rounds"],
+            meta=meta,
+        )
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(self, eval_file: str, **judge_kwargs: Any) -> Any:
+        """Score every prediction; writes ``<eval_file>_vthinker_verdicts`` (per row) and
+        ``<eval_file>_vthinker_score`` (summary); returns the summary."""
+        from vthinker_plugins.scoring import score_sample
+        from vthinker_plugins.scoring.judge import Judge
+        from vthinker_plugins.trajectory_files import load_images, load_record
+
+        predictions = load(eval_file)
+        rows = {str(i): row for i, row in self.data.set_index(self.data["index"].astype(str)).iterrows()}
+        judge = Judge.from_env()
+        verdicts = []
+        for _, pred in _progress(list(predictions.iterrows()), f"Scoring {self.dataset_name}"):
+            index = str(pred["index"])
+            if index not in rows:
+                raise ValueError(f"{eval_file}: prediction for index {index} not in dataset {self.dataset_name}")
+            line = rows[index]
+            line["index"] = index
+            sample = self.row_sample(line)
+            extra = _extra_records(pred.get("extra_records"))
+            record = load_record(Path(extra["record"]).parent) if extra.get("record") else None
+            text = (record or {}).get("text") or str(pred.get("prediction", ""))
+            image_paths = list((record or extra).get("generated_images") or [])
+            verdict = dict(score_sample(sample, text, load_images(image_paths), judge=judge))
+            verdict.update(
+                index=index,
+                id=sample.id,
+                category=line.get("category"),
+                level=sample.meta.get("level"),
+                subject=sample.meta.get("subject"),
+                generated_images=json.dumps(image_paths),
+            )
+            verdicts.append(verdict)
+        table = pd.DataFrame(verdicts)
+        dump(table, get_intermediate_file_path(eval_file, "_vthinker_verdicts", "xlsx"))
+        summary = self.summarize(verdicts)
+        dump(summary, get_intermediate_file_path(eval_file, "_vthinker_score", "json"))
+        return summary
+
+    def summarize(self, verdicts: list[dict[str, Any]]) -> dict[str, Any]:
+        from vthinker_plugins.scoring import summarize
+
+        summary: dict[str, Any] = {"Overall": summarize(verdicts)}
+        categories = sorted({str(v.get("category")) for v in verdicts if v.get("category") is not None})
+        if len(categories) > 1:
+            for category in categories:
+                summary[category] = summarize([v for v in verdicts if str(v.get("category")) == category])
+        return summary
+
+
+def _extra_records(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+    return {}
+
+
+class VTBenchDataset(_VThinkerDataset):
+    """VTBench: ``VTBench`` (all tasks) or one of its three tasks."""
+
+    DATASET_URL = dict.fromkeys(VTBENCH_SUBSETS, "")
+    DATASET_MD5 = dict.fromkeys(VTBENCH_SUBSETS)
+
+    def _tsv_name(self, dataset: str) -> str:
+        return "VTBench"
+
+    def _build_tsv(self, dataset: str, path: Path) -> None:
+        write_vtbench_tsv(path=path)
+
+    def _select(self, dataset: str, data: pd.DataFrame) -> pd.DataFrame:
+        category = VTBENCH_SUBSETS[dataset]
+        if category is None:
+            return data
+        selected = data[data["category"] == category].reset_index(drop=True)
+        if selected.empty:
+            raise ValueError(f"{dataset}: no rows with category {category!r} in VTBench.tsv")
+        return selected
+
+    def _task_of(self, line: Any) -> str:
+        return f"vtbench_{line['category']}"
+
+
+class VThinkerMathVision(_VThinkerDataset):
+    """MathVision (test / testmini) in the V-Thinker protocol, scored by the project's own rules;
+    ``evaluate`` also writes the official layout (``-all``, ``-level1``, ...)."""
+
+    DATASET_URL = dict.fromkeys(MATHVISION_SPLITS, "")
+    DATASET_MD5 = dict.fromkeys(MATHVISION_SPLITS)
+
+    def _build_tsv(self, dataset: str, path: Path) -> None:
+        write_mathvision_tsv(mini=dataset.endswith("_MINI"), path=path)
+
+    def _task_of(self, line: Any) -> str:
+        return "mathvision"
+
+    def summarize(self, verdicts: list[dict[str, Any]]) -> dict[str, Any]:
+        from vthinker_plugins.scoring.mathvision import mathvision_report
+
+        return mathvision_report(verdicts)
+
+
+DATASET_CLASSES = (VTBenchDataset, VThinkerMathVision)
+#: Class names under which the datasets are exposed on ``vlmeval.dataset`` (for ``--config``).
+EXPORTED_NAMES = {"VTBench": VTBenchDataset, "VThinkerMathVision": VThinkerMathVision}
+
+
+def register_datasets() -> list[str]:
+    """Add the datasets to VLMEvalKit's registry (idempotent); returns their names."""
+    import vlmeval.dataset as vd
+
+    for cls in DATASET_CLASSES:
+        if cls not in vd.DATASET_CLASSES:
+            vd.DATASET_CLASSES.append(cls)
+        for name in cls.supported_datasets():
+            if name not in vd.SUPPORTED_DATASETS:
+                vd.SUPPORTED_DATASETS.append(name)
+    for name, cls in EXPORTED_NAMES.items():
+        setattr(vd, name, cls)
+    return [name for cls in DATASET_CLASSES for name in cls.supported_datasets()]

@@ -1,0 +1,137 @@
+"""Run VLMEvalKit's runner with the V-Thinker plugin loaded: ``vthinker vlmeval`` / ``vthinker-vlmeval``.
+
+Takes VLMEvalKit's own arguments (``--data``, ``--model``, ``--work-dir``, ``--mode``,
+``--limit``, ``--reuse``, ``--config`` ...) plus:
+
+- ``--lmudata DIR`` — the ``$LMUData`` folder of the TSVs (default: the environment's);
+- ``--vthinker-model NAME=SPEC`` (repeatable) — register ``NAME`` as V-Thinker on the
+  backend ``SPEC`` (checkpoint folder, ``vllm:PATH``, ``openai:MODEL``); backend options
+  follow after commas: ``mine=/ckpt,device=cpu,script=run.jsonl``.
+
+Generated images and trajectories go to ``<work-dir>/vthinker_images`` unless
+``$VTHINKER_VLMEVAL_IMAGE_DIR`` says otherwise. The exit status is non-zero when any
+model x dataset combination failed (VLMEvalKit itself logs the failure and goes on).
+
+    vthinker vlmeval --data VTBench VThinker_MathVision_MINI --model V-Thinker-7B
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+class _Captured(Exception):
+    pass
+
+
+def _vlmeval_parser() -> argparse.ArgumentParser:
+    """VLMEvalKit's own argument parser, captured from ``vlmeval.run.parse_args`` so that the
+    launcher accepts exactly its arguments (and shows them in ``--help``)."""
+    import vlmeval.run
+
+    original = argparse.ArgumentParser.parse_args
+
+    def capture(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> Any:
+        raise _Captured(self)
+
+    argparse.ArgumentParser.parse_args = capture  # type: ignore[method-assign]
+    try:
+        vlmeval.run.parse_args()
+    except _Captured as captured:
+        return captured.args[0]
+    finally:
+        argparse.ArgumentParser.parse_args = original  # type: ignore[method-assign]
+    raise RuntimeError("could not read VLMEvalKit's arguments from vlmeval.run.parse_args")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """VLMEvalKit's arguments plus ``--lmudata`` and ``--vthinker-model``."""
+    source = _vlmeval_parser()
+    parser.description = (parser.description or "") + " (VLMEvalKit's arguments, plus --lmudata and --vthinker-model)"
+    for action in source._actions:  # the documented argparse way (parents=) needs the parser at creation
+        if action.dest == "help":
+            continue
+        parser._add_action(action)
+    parser.add_argument("--lmudata", default=None, help="folder of the dataset TSVs ($LMUData)")
+    parser.add_argument(
+        "--vthinker-model",
+        action="append",
+        default=[],
+        metavar="NAME=SPEC[,KEY=VALUE...]",
+        help="register NAME as V-Thinker on backend SPEC (checkpoint, vllm:PATH, openai:MODEL) with options",
+    )
+
+
+def _register_extra_models(entries: list[str]) -> list[str]:
+    from vthinker_plugins.backends import parse_options
+    from vthinker_plugins.vlmeval import register_model
+
+    names = []
+    for entry in entries:
+        name, _, rest = entry.partition("=")
+        if not name or not rest:
+            raise SystemExit(f"--vthinker-model {entry!r}: expected NAME=SPEC[,KEY=VALUE...]")
+        spec, *pairs = rest.split(",")
+        register_model(name, spec, **parse_options(pairs))
+        names.append(name)
+    return names
+
+
+def _failures(work_dir: str, models: list[str]) -> list[str]:
+    """Model x dataset combinations VLMEvalKit recorded as failed in its ``status.json`` files."""
+    failed = []
+    for model in models:
+        status_file = Path(work_dir) / model / "status.json"
+        if not status_file.exists():
+            failed.append(f"{model}: no status file {status_file}")
+            continue
+        status = json.loads(status_file.read_text(encoding="utf-8"))
+        for dataset, entry in (status.get("datasets") or {}).items():
+            if entry.get("error_message"):
+                failed.append(f"{model} x {dataset}: {entry['error_message']}")
+    return failed
+
+
+def main(args: argparse.Namespace) -> int:
+    """Register the plugin and run VLMEvalKit's runner with ``args``."""
+    if args.lmudata:
+        os.makedirs(args.lmudata, exist_ok=True)
+        os.environ["LMUData"] = str(Path(args.lmudata).resolve())
+    work_dir = os.environ.get("MMEVAL_ROOT", args.work_dir)
+    os.environ.setdefault("VTHINKER_VLMEVAL_IMAGE_DIR", str(Path(work_dir).resolve() / "vthinker_images"))
+
+    import vlmeval.run
+    from vlmeval.smp import load_env
+
+    import vthinker_plugins.vlmeval  # noqa: F401 - registers datasets and models
+
+    load_env()
+    _register_extra_models(args.vthinker_model)
+    if args.nproc is not None:  # what vlmeval.run.parse_args does after parsing
+        args.api_nproc = args.nproc
+    models = list(args.model or [])
+    if args.config:
+        from vlmeval.smp import load
+
+        models = list(load(args.config)["model"])
+    vlmeval.run.run_task(args)
+    failed = _failures(work_dir, models)
+    for line in failed:
+        print(f"vthinker vlmeval: FAILED {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def console_main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``vthinker-vlmeval`` console script."""
+    parser = argparse.ArgumentParser(prog="vthinker-vlmeval", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return main(parser.parse_args(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(console_main())
