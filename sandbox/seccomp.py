@@ -2,7 +2,8 @@
 
 Denied: exec, new processes (clone without CLONE_THREAD; clone3 gets ENOSYS so libc falls back to clone
 for threads), sockets (socketpair stays), ptrace and cross-process memory access, namespace and mount
-syscalls, signals to any process but the cell itself, and a list of admin syscalls. The cell's own pid is
+syscalls, xattr changes, signals / priorities / rlimits of any process but the cell itself, and a list of
+admin syscalls. chmod/chown/utime families return success without acting. The cell's own pid is
 a constant in the program, so the filter is assembled after fork (about 50 us).
 """
 
@@ -33,7 +34,17 @@ _DENY = {
     "syslog": 103, "quotactl": 179, "sethostname": 170, "setdomainname": 171, "migrate_pages": 256,
     "move_pages": 279, "personality": 135, "vhangup": 153,
 }
-_CLONE, _CLONE3, _KILL, _TGKILL, _SIGQ, _TGSIGQ = 56, 435, 62, 234, 129, 297
+# Landlock does not cover metadata changes; where a cell runs as the owner of host files (uid 0 without
+# capabilities) these could touch them, so they "succeed" without doing anything (shutil.copy2 still works).
+_FAKE_OK = {"chmod": 90, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452, "chown": 92, "fchown": 93,
+            "lchown": 94, "fchownat": 260, "utime": 132, "utimes": 235, "utimensat": 280, "futimesat": 261}
+_DENY.update({"setxattr": 188, "lsetxattr": 189, "fsetxattr": 190, "removexattr": 197, "lremovexattr": 198,
+              "fremovexattr": 199})
+# Calls that take a pid first: allowed on the cell itself only (0 = self).
+_SELF_ARG0 = {"tgkill": 234, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297, "sched_setaffinity": 203,
+              "sched_setparam": 142, "sched_setscheduler": 144, "sched_setattr": 314, "prlimit64": 302}
+_SETPRIORITY, _IOPRIO_SET = 141, 251
+_CLONE, _CLONE3, _KILL = 56, 435, 62
 CLONE_THREAD = 0x00010000
 _NS_FLAGS = 0x7E020000 | 0x80  # CLONE_NEW{NS,CGROUP,UTS,IPC,USER,PID,NET} | CLONE_NEWTIME
 
@@ -64,12 +75,26 @@ def build_filter(own_pid: int) -> bytes:
     ins(_JGE, _X32_BIT, "eperm", 0)
     for nr in sorted(_DENY.values()):
         ins(_JEQ, nr, "eperm", 0)
+    for nr in sorted(_FAKE_OK.values()):
+        ins(_JEQ, nr, "fake_ok", 0)
     ins(_JEQ, _CLONE3, "enosys", 0)
     ins(_JEQ, _CLONE, "clone", 0)
     ins(_JEQ, _KILL, "kill_chk", 0)
-    for nr in (_TGKILL, _SIGQ, _TGSIGQ):
+    for nr in sorted(_SELF_ARG0.values()):
         ins(_JEQ, nr, "self_chk", 0)
+    ins(_JEQ, _SETPRIORITY, "prio_chk", 0)
+    ins(_JEQ, _IOPRIO_SET, "ioprio_chk", 0)
     ins(_RET, RET_ALLOW)
+    label("prio_chk")  # setpriority(PRIO_PROCESS=0, self or 0, ...)
+    ins(_LD_ABS_W, _OFF_ARG0)
+    ins(_JEQ, 0, "self_arg1", "eperm")
+    label("ioprio_chk")  # ioprio_set(IOPRIO_WHO_PROCESS=1, self or 0, ...)
+    ins(_LD_ABS_W, _OFF_ARG0)
+    ins(_JEQ, 1, "self_arg1", "eperm")
+    label("self_arg1")
+    ins(_LD_ABS_W, _OFF_ARG0 + 8)
+    ins(_JEQ, 0, "allow", 0)
+    ins(_JEQ, own_pid, "allow", "eperm")
     label("clone")
     ins(_LD_ABS_W, _OFF_ARG0)
     ins(_JSET, CLONE_THREAD, 0, "eperm")
@@ -78,13 +103,16 @@ def build_filter(own_pid: int) -> bytes:
     ins(_LD_ABS_W, _OFF_ARG0)
     ins(_JEQ, 0, "allow", 0)
     ins(_JEQ, -own_pid, "allow", 0)
-    label("self_chk")  # falls through from kill_chk with arg0 still loaded
+    label("self_chk")  # falls through from kill_chk
     ins(_LD_ABS_W, _OFF_ARG0)
+    ins(_JEQ, 0, "allow", 0)
     ins(_JEQ, own_pid, "allow", "eperm")
     label("allow")
     ins(_RET, RET_ALLOW)
     label("eperm")
     ins(_RET, RET_ERRNO | errno.EPERM)
+    label("fake_ok")
+    ins(_RET, RET_ERRNO | 0)
     label("enosys")
     ins(_RET, RET_ERRNO | errno.ENOSYS)
     label("kill")
