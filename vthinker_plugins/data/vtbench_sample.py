@@ -8,7 +8,8 @@ as parquet with embedded images in exactly the hub schema of ``We-Math/VTBench``
 (``id, image, annotation_instruction, annotation_perception, question_reasoning,
 answer_reasoning, question_perception, question_instruction, answer_instruction``)
 plus extra columns ``code_perception``, ``code_instruction``, ``code_reasoning``
-(list: one string per round) and ``figure_code``. Deterministic for a seed.
+(list: one string per round; later rounds draw on the latest image, ``image_paths[-1]``)
+and ``figure_code``. Deterministic for a seed.
 
     vthinker make-vtbench-sample data/vtbench_sample.parquet --n 6 --seed 0
 """
@@ -96,7 +97,7 @@ def _right_triangle(rng: random.Random) -> dict[str, Any]:
         "answer_reasoning": _fmt(5 * k / 2),
         "code_reasoning": [
             _tool_code("image_path", _dot(m, "green")),  # locate M on BC
-            _tool_code("image_path_1", _line(a, m, "blue")),  # then draw AM on that drawing
+            _tool_code("image_paths[-1]", _line(a, m, "blue")),  # then draw AM on that drawing
         ],
     }
 
@@ -125,7 +126,7 @@ def _rectangle(rng: random.Random) -> dict[str, Any]:
         "answer_reasoning": _fmt(13 * k),
         "code_reasoning": [
             _tool_code("image_path", _line(a, c, "red")),  # the diagonal splits ABCD into right triangles
-            _tool_code("image_path_1", _dot(b, "green")),  # the right angle of triangle ABC sits at B
+            _tool_code("image_paths[-1]", _dot(b, "green")),  # the right angle of triangle ABC sits at B
         ],
     }
 
@@ -160,7 +161,7 @@ def _circle(rng: random.Random) -> dict[str, Any]:
         "answer_reasoning": _fmt(8 * k // 10),
         "code_reasoning": [
             _tool_code("image_path", _line(o, h_pt, "green")),  # the perpendicular from O bisects AB
-            _tool_code("image_path_1", _line(o, a, "blue")),  # OA is a radius: right triangle OHA
+            _tool_code("image_paths[-1]", _line(o, a, "blue")),  # OA is a radius: right triangle OHA
         ],
     }
 
@@ -170,14 +171,18 @@ _TEMPLATES: tuple[Callable[[random.Random], dict[str, Any]], ...] = (_right_tria
 
 def run_drawing_code(code: str, inputs: list[Image.Image]) -> Image.Image:
     """Execute trusted, project-written drawing code the way the sandbox would (``image_path``,
-    ``image_path_1``..., ``processed_path``) and return the image it saved. Used only to render
+    ``image_path_1``... 1-based, ``image_paths``, ``processed_path``) and return the image it saved. Used only to render
     the figures and ground truths of this generated sample, never for model code."""
     with tempfile.TemporaryDirectory(prefix="vtbench-sample-") as tmp:
         env: dict[str, Any] = {"processed_path": str(Path(tmp) / "processed.png"), "output_path": None}
+        paths = []
         for i, image in enumerate(inputs):
             path = Path(tmp) / f"input_{i}.png"
             image.save(path)
-            env["image_path" if i == 0 else f"image_path_{i}"] = str(path)
+            paths.append(str(path))
+            env[f"image_path_{i + 1}"] = str(path)
+        env["image_path"] = paths[0] if paths else None
+        env["image_paths"] = paths
         env["output_path"] = env["processed_path"]
         with contextlib.redirect_stdout(io.StringIO()):
             exec(compile(code, "<vtbench-sample>", "exec"), env)  # our own code, see the docstring

@@ -1,0 +1,137 @@
+"""The transformers backend on the tiny Qwen2.5-VL: real generate, real processor, real sandbox, real loop.
+
+The tiny model is random, so multi-round tests script its tokens with the scripted
+logits processor; everything else (prompt rendering, image processing of sandbox
+images, stop strings, batching) is the real code path.
+"""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from vthinker_plugins.loop import GenerationRequest, InteractionLoop, LoopConfig
+from vthinker_plugins.protocol import DEFAULT_PROMPTS, IMAGE_PLACEHOLDER
+from vthinker_plugins.sample import Sample
+
+DRAW_1 = """<think>I mark the centre first.
+<code>
+```python
+img = Image.open(image_path).convert("RGB")
+d = ImageDraw.Draw(img)
+d.ellipse((40, 40, 60, 60), fill="red")
+img.save(processed_path)
+print(processed_path)
+```
+</code>"""
+DRAW_2 = """The red dot is there; now a line on the new image.
+<code>
+```python
+img = Image.open(image_paths[-1]).convert("RGB")
+ImageDraw.Draw(img).line((0, 0, 99, 79), fill="blue", width=3)
+img.save(processed_path)
+print(processed_path)
+```
+</code>"""
+ANSWER = "Both drawings agree.</think>\n<answer>{answer}</answer>"
+
+
+def _request(sample: Sample, prefix: str = "", images=None, max_new_tokens: int = 64, **kw) -> GenerationRequest:
+    return GenerationRequest(
+        key=f"{sample.id}#0",
+        system=DEFAULT_PROMPTS.system,
+        user=DEFAULT_PROMPTS.user_prompt(sample.question, len(sample.images)),
+        assistant_prefix=prefix,
+        images=list(images if images is not None else sample.images),
+        max_new_tokens=max_new_tokens,
+        sample=sample,
+        **kw,
+    )
+
+
+def _sample(sid: str, question: str = "What is drawn?", n_images: int = 1, answer: str = "42") -> Sample:
+    images = [Image.new("RGB", (100 + 20 * i, 80), (255, 255 - 40 * i, 255)) for i in range(n_images)]
+    return Sample(id=sid, question=question, images=images, answer=answer, task="generic")
+
+
+def test_two_rounds_with_sandbox_images_fed_back(scripted, monkeypatch) -> None:
+    backend = scripted({"s1": [DRAW_1, DRAW_2, ANSWER], "s2": [DRAW_1, ANSWER]})
+    seen_grids = []
+    real_generate = backend.model.generate
+
+    def spy(**kwargs):  # record what the real processor handed the real model, then run it
+        seen_grids.append(kwargs["image_grid_thw"].shape[0])
+        return real_generate(**kwargs)
+
+    monkeypatch.setattr(backend.model, "generate", spy)
+    samples = [_sample("s1", answer="42"), _sample("s2", "A longer question about the figure, please?", 2, "B")]
+    loop = InteractionLoop(backend, config=LoopConfig(max_rounds=5, max_new_tokens=200))
+    done = []
+    trajs = loop.run(samples, on_result=done.append)
+    by_id = {t.sample.id: t for t in trajs}
+    t1, t2 = by_id["s1"], by_id["s2"]
+    assert t1.error is None and t2.error is None, (t1.error, t2.error)
+    assert [r.finish_reason for r in t1.rounds] == ["stop", "stop", "stop"]
+    assert t1.rounds[0].text == DRAW_1 and t1.rounds[1].text == DRAW_2
+    assert t1.n_tool_calls == 2 and t1.n_tool_errors == 0 and len(t1.tool_images) == 2
+    assert t1.answer == "42" and t2.answer == "B" and t1.stop_reason == "answer"
+    # The second sandbox image was drawn on the first one: red dot and blue line.
+    second = t1.tool_images[1]
+    assert second.getpixel((50, 50))[0] > 200 and second.getpixel((50, 50))[2] < 80
+    assert second.getpixel((2, 2))[2] > 200 and second.getpixel((2, 2))[0] < 80
+    assert t1.text.count(IMAGE_PLACEHOLDER) == 2
+    # Round 1 batched both samples (1 + 2 images); s1's last round saw its input and both tool images.
+    assert seen_grids[0] == 3 and 3 in seen_grids[1:]
+    assert len(done) == 2
+
+
+def test_stop_string_is_kept_and_cut(scripted) -> None:
+    sample = _sample("cut")
+    backend = scripted({"cut": ["<think>x</think><answer>7</answer> trailing text that must go"]})
+    out = backend.generate([_request(sample)])[0]
+    assert out.text == "<think>x</think><answer>7</answer>" and out.finish_reason == "stop"
+    assert backend.tokenizer.decode(out.token_ids).startswith(out.text)
+
+
+def test_end_of_turn_and_length(scripted) -> None:
+    sample_a, sample_b = _sample("eot"), _sample("long", "Another question with more words in it?")
+    backend = scripted({"eot": ["no stop string here"], "long": ["word " * 50]})
+    outs = backend.generate([_request(sample_a, max_new_tokens=40), _request(sample_b, max_new_tokens=5)])
+    assert outs[0].text == "no stop string here" and outs[0].finish_reason == "eos"
+    assert outs[1].finish_reason == "length" and len(outs[1].token_ids) == 5
+
+
+def test_free_generation_never_emits_vision_tokens(hf_backend) -> None:
+    sample = _sample("free")
+    outs = hf_backend.generate([_request(sample, max_new_tokens=48), _request(_sample("free2", "Why?"),
+                                                                             max_new_tokens=48)])
+    for out in outs:
+        assert out.finish_reason in ("stop", "eos", "length")
+        assert not set(out.token_ids) & set(hf_backend.suppress_ids)
+        assert "<|image_pad|>" not in out.text and "<|im_start|>" not in out.text
+
+
+def test_left_padded_batch_matches_single_requests(hf_backend) -> None:
+    short, longer = _sample("p1", "Hi?"), _sample("p2", "A much longer question that pads the other row?", 2)
+    alone = [hf_backend.generate([_request(s, max_new_tokens=8)])[0].token_ids for s in (short, longer)]
+    batched = [o.token_ids for o in hf_backend.generate([_request(short, max_new_tokens=8),
+                                                         _request(longer, max_new_tokens=8)])]
+    assert batched == alone
+
+
+def test_image_count_mismatch_is_a_clear_error(hf_backend) -> None:
+    sample = _sample("bad")
+    with pytest.raises(ValueError, match="bad#0: the prompt has 1 image placeholder"):
+        hf_backend.generate([_request(sample, images=[])])
+
+
+def test_pixel_bounds_use_smart_resize(tiny_model_dir) -> None:
+    from vthinker_plugins.backends import make_backend
+
+    backend = make_backend(str(tiny_model_dir), device="cpu", min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
+    image = backend.prepare_image(Image.new("RGB", (500, 300)))
+    assert image.width % 28 == 0 and image.height % 28 == 0
+    assert 28 * 28 * 4 <= image.width * image.height <= 28 * 28 * 16
+    ids = backend.observation_token_ids("\n<sandbox_output><image></sandbox_output>\n", [image])
+    pad = backend.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert ids.count(pad) == image.width * image.height // (28 * 28)
