@@ -35,6 +35,13 @@ VTBENCH_CODE_COLUMNS = {
     "vtbench_reasoning": "code_reasoning",
 }
 
+#: Columns a named benchmark's data must have.
+REQUIRED_COLUMNS = {
+    "vtbench": ("id", "image", "annotation_instruction", "annotation_perception", "question_reasoning",
+                "answer_reasoning", "question_perception", "question_instruction", "answer_instruction"),
+    "mathvision": ("id", "question", "answer"),
+}
+
 #: name -> (default source, split, task filter)
 BENCHMARKS: dict[str, tuple[str, str | None, str | None]] = {
     "vtbench": (VTBENCH_HUB_ID, "train", None),
@@ -205,11 +212,16 @@ def iter_benchmark(name_or_path: str, data: str | Path | None = None, split: str
             raise DataError(f"unknown benchmark {name_or_path!r}: not one of {', '.join(BENCHMARKS)} "
                             "and no such file or folder")
     rows = load_rows(source, split)
-    fmt = detect_format(rows.column_names)
-    expected = "vtbench" if name_or_path.startswith("vtbench") else "mathvision" if name_or_path in BENCHMARKS else fmt
-    if fmt != expected:
-        raise DataError(f"{source}: benchmark {name_or_path!r} expects {expected} columns, found a {fmt} dataset "
-                        f"(columns {sorted(rows.column_names)})")
+    if name_or_path in BENCHMARKS:
+        fmt = "vtbench" if name_or_path.startswith("vtbench") else "mathvision"
+        missing = sorted(set(REQUIRED_COLUMNS[fmt]) - set(rows.column_names))
+        if fmt == "mathvision" and not ({"image", "decoded_image"} & set(rows.column_names)):
+            missing.append("image")
+        if missing:
+            raise DataError(f"{source}: missing column(s) {missing} for benchmark {name_or_path!r} "
+                            f"(columns: {sorted(rows.column_names)})")
+    else:
+        fmt = detect_format(rows.column_names)
     base = _base_dir(source)
     for i, row in enumerate(rows):
         where = f"{source} row {i}"
