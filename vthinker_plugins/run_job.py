@@ -189,18 +189,17 @@ def trajectory_row(traj: Trajectory, out_dir: Path, verdict: dict[str, Any] | No
 
 # --------------------------------------------------------------------------- scoring glue
 
-def make_judge(args: argparse.Namespace) -> Any:
-    """The LLM judge from the scoring module, or ``None`` for judge-free scoring."""
+def make_judge(args: argparse.Namespace, out: Path) -> Any:
+    """The LLM judge of the scoring module (verdicts cached in ``<output>/judge_cache.jsonl``), or
+    ``None``: judge-free scoring (pixel metric for VTBench drawings, answer matching otherwise)."""
     if not args.judge_model:
         if args.judge_url:
             raise SystemExit("--judge-url needs --judge-model")
         return None
-    from vthinker_plugins import scoring
+    from vthinker_plugins.scoring import Judge
 
-    factory = getattr(scoring, "make_judge", None) or getattr(scoring, "Judge", None)
-    if factory is None:
-        raise SystemExit("this version of vthinker_plugins.scoring has no judge (make_judge)")
-    return factory(model=args.judge_model, base_url=args.judge_url, api_key=args.judge_api_key)
+    base_url = args.judge_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+    return Judge(base_url, args.judge_model, api_key=args.judge_api_key, cache_path=out / "judge_cache.jsonl")
 
 
 # --------------------------------------------------------------------------- main
@@ -263,7 +262,7 @@ def main(args: argparse.Namespace) -> int:
     if scoring_on:
         from vthinker_plugins.scoring import score_sample
 
-        scorer, judge = score_sample, make_judge(args)
+        scorer, judge = score_sample, make_judge(args, out)
     prompts = DEFAULT_PROMPTS
     if args.system_prompt_file or args.user_prompt_file:
         prompts = PromptSet.from_files(args.system_prompt_file, args.user_prompt_file)

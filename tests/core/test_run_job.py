@@ -1,0 +1,140 @@
+"""``vthinker run`` as users run it (subprocesses): the built-in default, the tiny model on MathVision,
+kill-and-resume, a scripted multi-round run, and the self-contained HTML report."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import signal
+import subprocess
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+from PIL import Image
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.srcs: list[str] = []
+        self.sections = 0
+
+    def handle_starttag(self, tag, attrs) -> None:
+        attrs = dict(attrs)
+        if tag == "img":
+            self.srcs.append(attrs.get("src", ""))
+        if tag == "section":
+            self.sections += 1
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _run(cmd, env, cwd, timeout=300) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_default_run_writes_rows_summary_and_report_then_resumes(tmp_path, vthinker_cmd, cli_env) -> None:
+    started = time.perf_counter()
+    proc = _run([*vthinker_cmd, "run"], cli_env, tmp_path)
+    elapsed = time.perf_counter() - started
+    out = tmp_path / "runs" / "default"
+    rows = _rows(out / "results.jsonl")
+    assert len(rows) == 18 and len({r["id"] for r in rows}) == 18
+    assert all(r["error"] is None and r["correct"] is True for r in rows), [r["id"] for r in rows if not r["correct"]]
+    assert (out / "data" / "vtbench_sample.parquet").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["oracle"] is True and summary["n_done"] == 18 and summary["n_errors"] == 0
+    for task in ("vtbench_perception", "vtbench_instruction", "vtbench_reasoning"):
+        assert summary["metrics"][task]["accuracy"] == 1.0
+    reasoning = next(r for r in rows if r["task"] == "vtbench_reasoning")
+    assert reasoning["n_tool_calls"] == 2 and len(reasoning["rounds"]) == 3
+    assert all((out / p).exists() for rnd in reasoning["rounds"] for p in rnd["images"])
+    assert elapsed < 60, f"the README's first command took {elapsed:.0f}s"
+
+    # The report is self-contained: every image is an embedded PNG that decodes.
+    html = (out / "report.html").read_text()
+    parser = _Images()
+    parser.feed(html)
+    assert parser.sections == 18
+    n_expected = sum(len(r["input_images"]) + sum(len(rd["images"]) for rd in r["rounds"]) +
+                     bool(r.get("annotation_image")) for r in rows)
+    assert len(parser.srcs) == n_expected and n_expected >= 18 * 2
+    assert all(src.startswith("data:image/png;base64,") for src in parser.srcs)
+    decoded = Image.open(io.BytesIO(base64.b64decode(parser.srcs[1].split(",", 1)[1])))
+    assert decoded.size == (480, 400)
+    assert "Oracle run" in html and "[oracle]" in html and "<code>" not in html.replace("&lt;code&gt;", "")
+
+    # Re-run: nothing to redo. Then an errored row is retried and a line cut by a kill is dropped.
+    proc = _run([*vthinker_cmd, "run"], cli_env, tmp_path)
+    assert "18 already done" in proc.stdout and len(_rows(out / "results.jsonl")) == 18
+    broken = [dict(r, error="RuntimeError: backend crashed") if r["id"] == rows[4]["id"] else r for r in rows]
+    text = "".join(json.dumps(r) + "\n" for r in broken) + '{"id": "vts-0-005_reas'
+    (out / "results.jsonl").write_text(text)
+    proc = _run([*vthinker_cmd, "run"], cli_env, tmp_path)
+    assert "17 already done" in proc.stdout
+    again = _rows(out / "results.jsonl")
+    assert len(again) == 18 and len({r["id"] for r in again}) == 18 and all(r["error"] is None for r in again)
+    assert again[-1]["id"] == rows[4]["id"]
+
+
+def test_mathvision_tiny_model_killed_midway_resumes_without_duplicates(
+    tmp_path, vthinker_cmd, cli_env, tiny_model_dir, mathvision_dir
+) -> None:
+    out = tmp_path / "mv"
+    cmd = [*vthinker_cmd, "run", "--benchmark", "mathvision-testmini", "--data", str(mathvision_dir),
+           "--model", str(tiny_model_dir), "--limit", "8", "--output", str(out), "--eval",
+           "--max-new-tokens", "48", "--model-option", "max_batch_size=1", "--concurrency", "1"]
+    proc = subprocess.Popen(cmd, env=cli_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    results = out / "results.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.exists() and results.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    first = _rows(results) if results.exists() else []
+    assert 1 <= len(first) < 8, f"kill landed after {len(first)} rows"
+
+    proc = _run(cmd, cli_env, tmp_path)
+    assert f"{len(first)} already done" in proc.stdout
+    rows = _rows(results)
+    assert [r["id"] for r in rows][: len(first)] == [r["id"] for r in first]
+    assert sorted(r["id"] for r in rows) == sorted(["4", "5", "6", "7", "8", "10", "11", "16"])
+    assert all(r["task"] == "mathvision" and r["verdict"] is not None for r in rows)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_done"] == 8 and summary["metrics"]
+    assert (out / "report.html").stat().st_size > 0
+
+
+def test_scripted_tiny_model_run_in_a_subprocess(tmp_path, vthinker_cmd, cli_env, tiny_model_dir,
+                                                 mathvision_dir) -> None:
+    script = tmp_path / "script.jsonl"
+    code = ("<think>Zoom on the top-left corner.\n<code>\n```python\nimg = Image.open(image_path)\n"
+            "img.crop((0, 0, 64, 64)).save(processed_path)\nprint(processed_path)\n```\n</code>")
+    script.write_text(json.dumps({"id": "*", "rounds": [code, "It is clear now.</think><answer>{answer}</answer>"]}))
+    out = tmp_path / "scripted"
+    _run([*vthinker_cmd, "run", "--benchmark", "mathvision-testmini", "--data", str(mathvision_dir),
+          "--model", str(tiny_model_dir), "--limit", "3", "--output", str(out), "--eval",
+          "--model-option", f"script={script}", "--max-new-tokens", "200"], cli_env, tmp_path)
+    rows = _rows(out / "results.jsonl")
+    assert len(rows) == 3
+    for row in rows:
+        assert row["error"] is None and row["n_tool_calls"] == 1 and row["n_tool_errors"] == 0
+        assert row["prediction"] == row["gold"] and row["correct"] is True
+        assert Image.open(out / row["rounds"][0]["images"][0]).size == (64, 64)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_tool_calls"] == 3
+    assert "3/3" in json.dumps(summary["metrics"])
+
+
+def test_bad_arguments_fail_clearly(tmp_path, vthinker_cmd, cli_env) -> None:
+    proc = subprocess.run([*vthinker_cmd, "run", "--benchmark", "mathvision-testmini"], env=cli_env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "--model is required" in proc.stderr
