@@ -100,9 +100,13 @@ def image_blob(value: Any, field: str, base_dir: str | None = None) -> ImageBlob
             pil.save(buf, format="PNG")
             return ImageBlob(buf.getvalue(), "png", pil.width, pil.height)
         with Image.open(io.BytesIO(raw)) as im:
-            im.load()  # a full decode: truncated files fail here, not in the trainer
             fmt = im.format or ""
             width, height = im.size
+            if fmt == "PNG":
+                # Chunk structure and CRCs (catches truncation and corruption) at a fraction of a decode.
+                im.verify()
+                return ImageBlob(raw, "png", width, height)
+            im.load()  # other formats: a full decode, so broken files fail here, not in the trainer
             if fmt in _FORMAT_EXT and im.mode in ("RGB", "L", "RGBA", "P", "LA"):
                 return ImageBlob(raw, _FORMAT_EXT[fmt], width, height)
             buf = io.BytesIO()
