@@ -13,8 +13,6 @@ import threading
 from collections.abc import Sequence
 from functools import lru_cache
 
-from math_verify import parse, verify
-
 _LETTER_RE = re.compile(
     r"^\s*(?:(?:the\s+)?(?:correct\s+)?(?:option|choice|answer)(?:\s+is)?\s*[:：]?\s*)?"  # "Option B", "answer: B"
     r"(?:\(([A-Za-z])\)(?=$|[\s.:,])|([A-Za-z])(?=$|[.:,)]))",  # "(B) ...", "B", "B.", "B)", "B: 12"
@@ -58,6 +56,10 @@ def _timeout() -> int | None:
 @lru_cache(maxsize=65536)
 def math_equal(prediction: str, gold: str) -> bool:
     """math-verify equivalence of two short answers (gold first: the check is not symmetric)."""
+    # Imported here: math-verify loads an ANTLR parser (slow start-up, and it must not clash with
+    # other ANTLR users in processes that only need the MathVision rules).
+    from math_verify import parse, verify
+
     seconds = _timeout()
     try:
         gold_parsed = parse(_wrap(gold), parsing_timeout=seconds)

@@ -31,10 +31,12 @@ _MAX_EXPONENT = 4096
 
 _TOKEN_RE = re.compile(
     r"""
-    (?P<ws>\s+|\\[,;:!\ ]|\\q?quad|\\\$)               # spacing commands and an escaped dollar are ignored
-    |(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d+\.?\d*|\.\d+) # 1,000,000 / 12 / 12. / 12.5 / .5
-    |(?P<cmd>\\[a-zA-Z]+|\\%)
-    |(?P<op>[-+*/:^()\[\]{}])
+    (?P<ws>\s+|\\\$)  # whitespace and an escaped dollar are ignored; spacing commands (\, \;) are errors
+    |(?P<num>\d+(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)  # 1,000,000 / 12 / 12.5 / .5
+    |(?P<cmd>\\[a-zA-Z]+|\\%|\\\\)
+    |(?P<word>[pbv]?matrix|arc?(?:sinh|cosh|tanh)|gcd|lcm|floor|ceil)  # bare keywords of the LaTeX grammar
+    |(?P<letter>[a-zA-Z])
+    |(?P<op>[-+*/:^()\[\]{}&'_.])
     |(?P<other>.)
     """,
     re.X | re.S,
@@ -44,6 +46,12 @@ _IGNORED_COMMANDS = {"\\left", "\\right", "\\displaystyle"}
 _MUL_COMMANDS = {"\\times", "\\cdot", "\\ast"}
 _FRAC_COMMANDS = {"\\frac", "\\dfrac", "\\tfrac"}
 _OPEN_CLOSE = {"(": ")", "{": "}", "[": "]"}
+# Tokens that cannot continue an expression: at the top level, after a complete expression,
+# parsing ends there and the rest is ignored ("3cm" is 3, "3r^2" is 3, "(3)x" is 3); anywhere
+# else they are an error. The letters c and r and the bare words *matrix are such tokens in
+# the LaTeX grammar the official scorer uses; every other letter is a symbol and the other bare
+# keywords (gcd, floor, ...) are functions, which make the answer unevaluable.
+_STOP_TOKENS = {"c", "r", ")", "]", "}", "&", "\\\\", "'", "_", ".", "matrix", "pmatrix", "bmatrix", "vmatrix"}
 
 
 class _Fail(Exception):
@@ -57,8 +65,6 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
         value = match.group()
         if kind == "ws" or (kind == "cmd" and value in _IGNORED_COMMANDS):
             continue
-        if kind == "other":
-            raise _Fail(value)
         tokens.append((kind, value))
     return tokens
 
@@ -94,7 +100,8 @@ class _Parser:
 
     def parse(self) -> Number:
         value = self.expr()
-        if self.peek() is not None:
+        token = self.peek()
+        if token is not None and token[1] not in _STOP_TOKENS:
             raise _Fail("trailing text")
         return value
 
@@ -108,6 +115,8 @@ class _Parser:
 
     def _starts_atom(self, token: tuple[str, str]) -> bool:
         kind, value = token
+        if kind == "letter":  # a symbol: the implicit product is attempted (and fails in atom)
+            return value not in _STOP_TOKENS
         return kind == "num" or value in ("(", "{", "[") or value in _FRAC_COMMANDS or value == "\\sqrt"
 
     def term(self) -> Number:

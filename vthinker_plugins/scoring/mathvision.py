@@ -66,11 +66,11 @@ _CHOICE_PARENS = tuple((f"({c})", c) for c in "abcde") + tuple((f"{{{c}}}", c) f
 # --------------------------------------------------------------------------- extraction
 
 def answer_region(response: str) -> str:
-    """The text the free-text rules read: the last ``<answer>`` block (stripped) when the model
-    wrote one, else the whole response; sandbox outputs are never part of it."""
+    """The text the free-text rules read: the last ``<answer>`` block when the model wrote one,
+    else the whole response, stripped; sandbox outputs are never part of it."""
     visible = strip_observations(response or "")
     blocks = _ANSWER_BLOCK_RE.findall(visible)
-    return blocks[-1].strip() if blocks else visible
+    return (blocks[-1] if blocks else visible).strip()
 
 
 def _letter_shortcut(text: str) -> str:
