@@ -68,7 +68,7 @@ def _b64_image(value: str, where: str) -> Image.Image:
     return image.convert("RGB")
 
 
-def _progress(iterable: Any, desc: str) -> Any:
+def _progress(iterable: Any, desc: str) -> Any:  # tqdm over TSV building
     from tqdm import tqdm
 
     return tqdm(iterable, desc=desc, unit="item")
@@ -249,52 +249,53 @@ class _VThinkerDataset(ImageBaseDataset):
     # ------------------------------------------------------------------ evaluation
 
     def evaluate(self, eval_file: str, **judge_kwargs: Any) -> Any:
-        """Score every prediction; writes ``<eval_file>_vthinker_verdicts`` (per row) and
-        ``<eval_file>_vthinker_score`` (summary); returns the summary."""
-        from vthinker_plugins.scoring import score_sample
+        """Score every prediction with :func:`vthinker_plugins.scoring.score_samples` (judge calls run
+        concurrently). Writes ``<eval_file>_vthinker_verdicts.xlsx`` (one row per item, with the
+        generated image paths) and ``<eval_file>_vthinker_score.json``; returns the summary."""
+        from vthinker_plugins.scoring import score_samples
         from vthinker_plugins.scoring.judge import Judge
         from vthinker_plugins.trajectory_files import load_images, load_record
 
         predictions = load(eval_file)
-        rows = {str(i): row for i, row in self.data.set_index(self.data["index"].astype(str)).iterrows()}
-        judge = Judge.from_env()
-        verdicts = []
-        for _, pred in _progress(list(predictions.iterrows()), f"Scoring {self.dataset_name}"):
+        # VLMEvalKit drops the image column from self.data after inference: read the TSV again.
+        data = self.load_data(self.dataset_name)
+        rows = {str(i): row for i, row in data.set_index(data["index"].astype(str)).iterrows()}
+        items, extras = [], []
+        for _, pred in predictions.iterrows():
             index = str(pred["index"])
             if index not in rows:
-                raise ValueError(f"{eval_file}: prediction for index {index} not in dataset {self.dataset_name}")
-            line = rows[index]
+                raise ValueError(f"{eval_file}: prediction for index {index} is not in dataset {self.dataset_name}")
+            line = rows[index].copy()
             line["index"] = index
             sample = self.row_sample(line)
             extra = _extra_records(pred.get("extra_records"))
             record = load_record(Path(extra["record"]).parent) if extra.get("record") else None
             text = (record or {}).get("text") or str(pred.get("prediction", ""))
             image_paths = list((record or extra).get("generated_images") or [])
-            verdict = dict(score_sample(sample, text, load_images(image_paths), judge=judge))
-            verdict.update(
-                index=index,
-                id=sample.id,
-                category=line.get("category"),
-                level=sample.meta.get("level"),
-                subject=sample.meta.get("subject"),
-                generated_images=json.dumps(image_paths),
-            )
-            verdicts.append(verdict)
-        table = pd.DataFrame(verdicts)
+            items.append((sample, text, load_images(image_paths)))
+            extras.append({"index": index, "category": line.get("category"), "generated_images": image_paths})
+        verdicts = score_samples(items, judge=Judge.from_env())
+        for verdict, extra in zip(verdicts, extras, strict=True):
+            verdict.update(extra)
+        table = pd.DataFrame([
+            {k: json.dumps(v, default=str) if isinstance(v, (dict, list)) else v for k, v in verdict.items()}
+            for verdict in verdicts
+        ])
         dump(table, get_intermediate_file_path(eval_file, "_vthinker_verdicts", "xlsx"))
         summary = self.summarize(verdicts)
         dump(summary, get_intermediate_file_path(eval_file, "_vthinker_score", "json"))
         return summary
 
     def summarize(self, verdicts: list[dict[str, Any]]) -> dict[str, Any]:
+        """Per-task metrics of :func:`vthinker_plugins.scoring.summarize`, accuracy in percent as ``Overall``
+        for a single-task dataset; one entry per task for the combined ``VTBench``."""
         from vthinker_plugins.scoring import summarize
 
-        summary: dict[str, Any] = {"Overall": summarize(verdicts)}
-        categories = sorted({str(v.get("category")) for v in verdicts if v.get("category") is not None})
-        if len(categories) > 1:
-            for category in categories:
-                summary[category] = summarize([v for v in verdicts if str(v.get("category")) == category])
-        return summary
+        per_task = summarize(verdicts)
+        if len(per_task) == 1:
+            metrics = next(iter(per_task.values()))
+            return {"Overall": metrics.get("accuracy_pct"), **metrics}
+        return {task.removeprefix("vtbench_"): metrics for task, metrics in per_task.items()}
 
 
 def _extra_records(value: Any) -> dict[str, Any]:
@@ -347,9 +348,12 @@ class VThinkerMathVision(_VThinkerDataset):
         return "mathvision"
 
     def summarize(self, verdicts: list[dict[str, Any]]) -> dict[str, Any]:
-        from vthinker_plugins.scoring.mathvision import mathvision_report
+        """The official MATH-V layout (``-all``, ``-level1``, ``{subject}_level1``, ...), led by
+        ``Overall`` (accuracy in percent) for VLMEvalKit's run report."""
+        from vthinker_plugins.scoring import mathvision_report, summarize
 
-        return mathvision_report(verdicts)
+        overall = summarize(verdicts).get("mathvision", {}).get("accuracy_pct")
+        return {"Overall": overall, **mathvision_report(verdicts)}
 
 
 DATASET_CLASSES = (VTBenchDataset, VThinkerMathVision)
