@@ -106,6 +106,7 @@ class Worker:
         self.ruleset_fd: int | None = None
         self.ro_fds: list[tuple[int, bool]] = []
         self.nproc = 0
+        self.dying: list[Child] = []
 
     # ---- boot ---------------------------------------------------------------------------------------
     def boot(self) -> None:
@@ -270,6 +271,16 @@ class Worker:
         self._sweep()
         return status, usage
 
+    def _reap_dying(self, block: bool = False) -> None:
+        """Reap one-shot children killed after their result (non-blocking unless asked)."""
+        keep = []
+        for child in self.dying:
+            if block or not self._alive(child):
+                self._reap(child)
+            else:
+                keep.append(child)
+        self.dying = keep
+
     def _sweep(self) -> None:
         """Reap anything else that ended up as our child (PID 1 in the namespace inherits orphans)."""
         while True:
@@ -347,17 +358,23 @@ class Worker:
                 for fd in list(open_fds):
                     drain(fd)
                 break
-            if result is not None and not once:
+            if result is not None:
+                # The child flushed its streams before writing the result, so they are complete now.
                 for fd in (child.out_r, child.err_r):
                     if fd in open_fds:
                         drain(fd)
                 break
-            if result is not None and once and not open_fds - {child.res_r}:
-                # Result in and streams closed: the child is exiting; give it a moment.
-                deadline = min(deadline, time.monotonic() + 1.0)
         status = usage = None
-        if exited or timed_out or once:
+        if exited or timed_out:
             status, usage = self._reap(child)
+        elif once:
+            # Done with a one-shot child: SIGKILL now (no syscall of it can start after this) and reap it
+            # later, so its address-space teardown overlaps with the host reading the outputs.
+            try:
+                os.kill(child.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.dying.append(child)
         return {"stdout": bytes(bufs[child.out_r]).decode("utf-8", "replace"),
                 "stderr": bytes(bufs[child.err_r]).decode("utf-8", "replace"),
                 "truncated": truncated, "result": result, "timed_out": timed_out,
@@ -446,13 +463,27 @@ class Worker:
                 os.close(rs)
         return {"ok": True}
 
+    def _idle_until_request(self) -> None:
+        """Wait for the host, reaping killed one-shot children as they finish exiting."""
+        while self.dying:
+            p = select.poll()
+            p.register(self.host_in, select.POLLIN | select.POLLHUP)
+            for c in self.dying:
+                p.register(c.pidfd, select.POLLIN)
+            events = p.poll()
+            self._reap_dying()
+            if any(fd == self.host_in for fd, _ in events):
+                return
+
     def serve(self) -> None:
         while True:
+            self._idle_until_request()
             try:
                 req = protocol.read_frame(self.host_in)
             except (EOFError, OSError, protocol.ProtocolError):
                 break
             op = req.get("op")
+            self._reap_dying()
             if op == "run":
                 resp = self.run(req)
             elif op == "session_open":
@@ -467,6 +498,9 @@ class Worker:
             protocol.write_frame(self.host_out, resp)
             if op == "run" and self.spare is None:
                 self.spare = self._fork(self.cell_dirs, self.ruleset_fd, once=True)
+            if len(self.dying) > 8:
+                self._reap_dying(block=True)
+        self._reap_dying(block=True)
         for child, _, _ in self.sessions.values():
             if child is not None:
                 self._reap(child)
