@@ -1,0 +1,83 @@
+"""A real VLMEvalKit runner run (inference + evaluation) with the tiny model, and the registration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from harness import Run
+
+MODEL = "V-Thinker-tiny"
+
+
+def _pred_dir(run: Run) -> Path:
+    return run.out / "outputs" / MODEL
+
+
+def test_runner_writes_predictions_with_trajectories(vlmeval_run: Run) -> None:
+    assert vlmeval_run.returncode == 0, vlmeval_run.log[-6000:]
+    status = json.loads((_pred_dir(vlmeval_run) / "status.json").read_text())
+    for dataset in ("VTBench", "VThinker_MathVision_MINI"):
+        entry = status["datasets"][dataset]
+        assert entry["status"] == "done" and not entry.get("error_message"), entry
+        predictions = pd.read_excel(_pred_dir(vlmeval_run) / f"{MODEL}_{dataset}.xlsx")
+        assert len(predictions) == 4
+        for _, row in predictions.iterrows():
+            assert "<sandbox_output><image></sandbox_output>" in row["prediction"]
+            extra = json.loads(row["extra_records"])
+            assert extra["n_tool_calls"] == 1 and len(extra["generated_images"]) == 1
+            assert Path(extra["generated_images"][0]).exists()
+            record = json.loads(Path(extra["record"]).read_text())
+            assert record["text"] == row["prediction"]
+
+
+def test_evaluation_writes_scores(vlmeval_run: Run) -> None:
+    assert vlmeval_run.returncode == 0, vlmeval_run.log[-6000:]
+    pred_dir = _pred_dir(vlmeval_run)
+    mathvision = json.loads((pred_dir / f"{MODEL}_VThinker_MathVision_MINI_vthinker_score.json").read_text())
+    assert mathvision["-all"] == "4/4=100.00%" and mathvision["Overall"] == 100.0
+    vtbench = json.loads((pred_dir / f"{MODEL}_VTBench_vthinker_score.json").read_text())
+    # --limit 4 on the combined dataset: row 0's three tasks and row 1's perception item.
+    assert vtbench["reasoning"]["accuracy_pct"] == 100.0
+    assert vtbench["perception"]["n"] == 2 and vtbench["perception"]["pixel_n"] == 2
+    assert vtbench["perception"]["accuracy_pct"] == 0.0  # a stray line is not the requested marks
+    verdicts = pd.read_excel(pred_dir / f"{MODEL}_VTBench_vthinker_verdicts.xlsx")
+    assert set(verdicts["category"]) == {"perception", "instruction", "reasoning"}
+    for paths in verdicts["generated_images"]:
+        assert all(Path(p).exists() for p in json.loads(paths))
+
+
+def test_local_tsvs_and_registration(vlmeval_run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    lmudata = vlmeval_run.out / "LMUData"
+    assert (lmudata / "VTBench.tsv").exists() and (lmudata / "VThinker_MathVision_MINI.tsv").exists()
+    monkeypatch.setenv("LMUData", str(lmudata))
+    import vlmeval.config
+    import vlmeval.dataset
+
+    import vthinker_plugins.vlmeval as plugin
+
+    assert set(plugin.DATASETS) <= set(vlmeval.dataset.SUPPORTED_DATASETS)
+    assert "V-Thinker-7B" in vlmeval.config.supported_VLM
+    dataset = vlmeval.dataset.build_dataset("VTBench_Reasoning")
+    assert len(dataset) == 3 and set(dataset.data["category"]) == {"reasoning"}
+    sample = dataset.row_sample(dataset.data.iloc[0])
+    assert sample.task == "vtbench_reasoning" and sample.max_rounds == 5 and sample.answer
+    perception = vlmeval.dataset.build_dataset("VTBench_Perception")
+    first = perception.row_sample(perception.data.iloc[0])
+    assert first.max_rounds == 1 and first.meta["annotation"].size == first.images[0].size
+
+
+def test_launcher_takes_vlmevalkit_arguments() -> None:
+    from vthinker_plugins.vlmeval.launcher import add_arguments
+
+    parser = argparse.ArgumentParser(prog="vthinker vlmeval")
+    add_arguments(parser)
+    args = parser.parse_args(["--data", "VTBench", "VThinker_MathVision_MINI", "--model", "V-Thinker-7B",
+                              "--mode", "infer", "--reuse", "--lmudata", "/tmp/x", "--vthinker-model", "a=/ckpt"])
+    assert args.data == ["VTBench", "VThinker_MathVision_MINI"] and args.mode == "infer" and args.reuse
+    assert args.lmudata == "/tmp/x" and args.vthinker_model == ["a=/ckpt"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data", "VTBench", "--no-such-flag"])
