@@ -67,7 +67,8 @@ def sample_image(size: int) -> bytes:
     d = ImageDraw.Draw(img)
     for i in range(10):
         k = size // 20
-        d.ellipse([k + i * k, k + i * k // 2, size // 2 + i * k, size // 2 + i * k], outline=(i * 20, 0, 0), width=2)
+        box = [k + i * k, k + i * k // 2, size // 2 + i * k, size // 2 + i * k]
+        d.ellipse(box, outline=(i * 20, 0, 0), width=2)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
@@ -126,7 +127,8 @@ def bench_cold(code: str, img: bytes, n: int, workers: int) -> dict:
         script = os.path.join(d, "cell.py")
         with open(script, "w") as f:
             f.write(PRELUDE + code)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OPENBLAS_NUM_THREADS": "1",
+               "MPLBACKEND": "Agg",
                "HOME": os.environ.get("HOME", d)}
 
         def once(i: int) -> float:

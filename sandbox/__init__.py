@@ -39,5 +39,16 @@ from .inputs import InputImage
 from .pool import SandboxUnavailable
 from .result import CellError, CellResult, CellStatus, OutputImage
 
-__all__ = ["Sandbox", "SandboxConfig", "CellResult", "CellStatus", "CellError", "OutputImage", "Session",
-           "get_sandbox", "doctor", "InputImage", "SandboxUnavailable"]
+__all__ = [
+           "CellError",
+           "CellResult",
+           "CellStatus",
+           "InputImage",
+           "OutputImage",
+           "Sandbox",
+           "SandboxConfig",
+           "SandboxUnavailable",
+           "Session",
+           "doctor",
+           "get_sandbox",
+]

@@ -11,8 +11,9 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import Any
 
 from . import outputs
 from .config import SandboxConfig
@@ -172,9 +173,11 @@ class Sandbox:
             if col.over_limit and status == CellStatus.OK:
                 status = CellStatus.LIMIT_EXCEEDED
             if notes:
-                stderr = stderr + ("" if not stderr or stderr.endswith("\n") else "\n") + "\n".join(notes) + "\n"
-            return CellResult(status=status, stdout=stdout, stderr=stderr, error=_error_from(resp.get("error")),
-                              images=col.images, wall_s=time.perf_counter() - t0, truncated=truncated)
+                sep = "" if not stderr or stderr.endswith("\n") else "\n"
+                stderr = stderr + sep + "\n".join(notes) + "\n"
+            return CellResult(status=status, stdout=stdout, stderr=stderr,
+                              error=_error_from(resp.get("error")), images=col.images,
+                              wall_s=time.perf_counter() - t0, truncated=truncated)
         finally:
             if session is None:
                 for p in dirs.values():
@@ -199,7 +202,8 @@ class Session:
         w.call({"op": "session_open", "session": self.id, "dirs": self.dirs}, 30.0)
         self._generation = w.generation
 
-    def run(self, code: str, images: Sequence[InputImage] = (), *, timeout: float | None = None) -> CellResult:
+    def run(self, code: str, images: Sequence[InputImage] = (), *,
+            timeout: float | None = None) -> CellResult:
         with self._lock:
             if self.closed:
                 raise RuntimeError("session is closed")

@@ -16,8 +16,8 @@ import sys
 import traceback
 from typing import Any
 
-from . import landlock, protocol, rewrite, seccomp
 from . import _syscalls as sc
+from . import landlock, protocol, rewrite, seccomp
 
 CELL_FILE = "<cell>"
 CMD_FD, RES_FD = 3, 4
@@ -39,7 +39,8 @@ def harden(*, worker_pid: int, ruleset_fd: int | None, fds: dict[str, int], limi
     # (in particular the worker's channel to the host).
     high = {k: fcntl.fcntl(v, fcntl.F_DUPFD, 10) for k, v in fds.items()}  # clear of 0..4 before dup2
     devnull = os.open("/dev/null", os.O_RDONLY)
-    for src, dst in ((devnull, 0), (high["out"], 1), (high["err"], 2), (high["cmd"], CMD_FD), (high["res"], RES_FD)):
+    moves = ((devnull, 0), (high["out"], 1), (high["err"], 2), (high["cmd"], CMD_FD), (high["res"], RES_FD))
+    for src, dst in moves:
         os.dup2(src, dst, inheritable=True)
     os.closerange(RES_FD + 1, 1 << 20)
     for lim, value in ((resource.RLIMIT_AS, limits["as"]), (resource.RLIMIT_FSIZE, limits["fsize"]),

@@ -8,8 +8,8 @@ import sys
 import time
 from typing import Any
 
-from . import landlock, seccomp
 from . import _syscalls as sc
+from . import landlock, seccomp
 
 
 def _probe(isolation: str) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def doctor() -> dict[str, Any]:
     """Probe the host and start a one-worker sandbox in each mode; return a JSON-able report."""
     info: dict[str, Any] = {
         "python": sys.executable, "machine": sc.MACHINE, "kernel": os.uname().release, "euid": os.geteuid(),
-        "bwrap": shutil.which("bwrap") or "absent (Debian package bubblewrap; not needed: unshare(2) is used)",
+        "bwrap": shutil.which("bwrap") or "absent (optional; the namespaces come from unshare(2))",
         "landlock_abi": landlock.abi_version(), "seccomp_filter": seccomp.supported(),
     }
     info["auto"] = _probe("auto")
@@ -54,7 +54,8 @@ def format_report(info: dict[str, Any]) -> str:
         lines.append(f"sandbox FAILED to start: {auto.get('error')}")
         return "\n".join(lines)
     rep = auto["report"]
-    lines.append(f"mode: {rep.get('isolation')}  (worker start {auto['start_s']} s, warm cell {auto['cell_ms']} ms)")
+    lines.append(f"mode: {rep.get('isolation')}  (pool start {auto['start_s']} s, "
+                 f"warm cell {auto['cell_ms']} ms)")
     for layer in ("namespaces", "uid", "landlock", "seccomp", "rlimits"):
         d = rep.get(layer, {})
         state = "ACTIVE  " if d.get("active") else "inactive"

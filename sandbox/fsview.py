@@ -49,7 +49,8 @@ def reachable_by_others(path: str) -> bool:
 def collapse(paths: list[str]) -> list[str]:
     """Drop paths already covered by a parent in the list (symlinks resolved)."""
     out: list[str] = []
-    for p in sorted({os.path.realpath(x) if not os.path.islink(x) else x for x in paths if os.path.lexists(x)}):
+    resolved = {x if os.path.islink(x) else os.path.realpath(x) for x in paths if os.path.lexists(x)}
+    for p in sorted(resolved):
         if not any(p == q or p.startswith(q.rstrip("/") + "/") for q in out):
             out.append(p)
     return out

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Union
 
 InputImage = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", Any]  # Any: PIL.Image.Image
 

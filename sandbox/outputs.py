@@ -46,7 +46,8 @@ def _expected_raw_size(w: int, h: int, depth: int, color: int, interlace: int) -
 
     if not interlace:
         return rows(w, h)
-    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4),
+              (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]  # Adam7: x0, y0, dx, dy
     return sum(rows((w - x0 + dx - 1) // dx if w > x0 else 0, (h - y0 + dy - 1) // dy if h > y0 else 0)
                for x0, y0, dx, dy in passes)
 

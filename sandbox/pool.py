@@ -1,4 +1,4 @@
-"""Host side of the warm workers: launching them (as a separate process tree), talking to them, replacing them.
+"""Host side of the warm workers: launching them (a separate process tree), talking to them, replacing them.
 
 Workers are started with subprocess (never by forking the host, which may have initialised CUDA). Each
 owns a folder ``w<i>/`` with ``cell/{in,out,tmp}`` for one-shot cells and ``s<id>/`` per session.
@@ -37,7 +37,7 @@ class WorkerLost(RuntimeError):
 
 def wipe(path: str) -> None:
     """Empty a folder the cell could write to (it may have removed permissions on what it made)."""
-    def onerror(func, p, exc):  # noqa: ANN001
+    def onerror(func, p, exc):
         try:
             os.chmod(os.path.dirname(p), 0o700)
             os.chmod(p, 0o700)
@@ -115,8 +115,8 @@ class WorkerHandle:
             ready = protocol.read_frame(self.proc.stdout.fileno(), time.monotonic() + START_TIMEOUT_S)
         except (EOFError, protocol.ProtocolError, OSError) as e:
             self.kill()
-            raise SandboxUnavailable(f"sandbox worker failed to start ({e}); see {self.pool.base}/worker*.log") \
-                from None
+            raise SandboxUnavailable(
+                f"sandbox worker failed to start ({e}); see {self.pool.base}/worker*.log") from None
         if not ready.get("ok"):
             self.kill()
             raise SandboxUnavailable(f"sandbox worker failed to start: {ready.get('error')}")
@@ -199,8 +199,9 @@ class Pool:
         self.ns_tool = "unshare"
 
     def _env(self) -> dict[str, str]:
-        mpl = os.environ.get("MPLCONFIGDIR") or os.path.join(os.path.expanduser("~"), ".cache", "vthinker-sandbox",
-                                                             "matplotlib")
+        # A persistent matplotlib cache: a fresh one would rebuild the font list at every pool start.
+        mpl = os.environ.get("MPLCONFIGDIR") or os.path.join(
+            os.path.expanduser("~"), ".cache", "vthinker-sandbox", "matplotlib")
         try:
             os.makedirs(mpl, exist_ok=True)
         except OSError:

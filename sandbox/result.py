@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Any
 
 
-class CellStatus(str, Enum):
+class CellStatus(str, Enum):  # noqa: UP042 - the documented API is (str, Enum)
     OK = "ok"
     ERROR = "error"
     TIMEOUT = "timeout"
@@ -59,8 +59,8 @@ class CellResult:
             "status": self.status.value,
             "stdout": self.stdout,
             "stderr": self.stderr,
-            "error": None if self.error is None else {
-                "type": self.error.type, "message": self.error.message, "traceback": list(self.error.traceback)},
+            "error": None if self.error is None else {"type": self.error.type, "message": self.error.message,
+                                                      "traceback": list(self.error.traceback)},
             "images": images,
             "wall_s": self.wall_s,
             "truncated": self.truncated,
@@ -73,7 +73,8 @@ class CellResult:
             status=CellStatus(d["status"]),
             stdout=d.get("stdout", ""),
             stderr=d.get("stderr", ""),
-            error=None if err is None else CellError(err["type"], err["message"], list(err.get("traceback", []))),
+            error=None if err is None else CellError(err["type"], err["message"],
+                                                     list(err.get("traceback", []))),
             images=[OutputImage(i["name"], base64.b64decode(i["png_b64"]) if "png_b64" in i else b"",
                                 int(i["width"]), int(i["height"])) for i in d.get("images", [])],
             wall_s=float(d.get("wall_s", 0.0)),

@@ -126,16 +126,17 @@ def build_filter(own_pid: int) -> bytes:
             pos[item[1]] = len(real)
         else:
             real.append(item)
+    def rel(i: int, t: object) -> int:
+        if isinstance(t, str):
+            d = pos[t] - i - 1
+            if not 0 <= d <= 255:
+                raise ValueError("seccomp jump out of range")
+            return d
+        return int(t)  # type: ignore[call-overload]
+
     out = bytearray()
     for i, (code, jt, jf, k) in enumerate(real):
-        def rel(t: object) -> int:
-            if isinstance(t, str):
-                d = pos[t] - i - 1
-                if not 0 <= d <= 255:
-                    raise ValueError("seccomp jump out of range")
-                return d
-            return int(t)  # type: ignore[call-overload]
-        out += struct.pack("<HBBI", code, rel(jt), rel(jf), k)
+        out += struct.pack("<HBBI", code, rel(i, jt), rel(i, jf), k)
     return bytes(out)
 
 

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import cell, fsview, landlock, protocol, seccomp
 from . import _syscalls as sc
+from . import cell, fsview, landlock, protocol, seccomp
 
 NOBODY = 65534
 RESULT_CAP = 1 << 20
@@ -144,7 +144,7 @@ class Worker:
             self.ruleset_fd = self._ruleset(self.cell_dirs)
             self.report["landlock"] = {"active": True, **landlock.describe(self.landlock_abi)}
         else:
-            self.report["landlock"] = {"active": False, "reason": "kernel has no Landlock (or it is disabled)"}
+            self.report["landlock"] = {"active": False, "reason": "kernel without Landlock (or disabled)"}
         self._drop_privileges(ro)
         self.report["seccomp"] = ({"active": True, "filter": "builtin BPF (x86_64)"} if seccomp.supported()
                                   else {"active": False, "reason": f"no filter for {sc.MACHINE}"})
@@ -175,7 +175,7 @@ class Worker:
             for fd in (self.host_in, self.host_out):
                 os.close(fd)
             ok = os.read(r, 1)
-            _, status = os.waitpid(pid, 0)
+            os.waitpid(pid, 0)
             os._exit(0 if ok else 1)
         os.close(r)
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -204,7 +204,7 @@ class Worker:
             sc.drop_capabilities()
             self.report["uid"] = {"active": True, "uid": f"host uid {os.getuid()} (mapped), no capabilities"}
         else:
-            self.report["uid"] = {"active": False, "reason": f"not root: cells run as the host uid {os.getuid()}"}
+            self.report["uid"] = {"active": False, "reason": f"not root: cells run as host uid {os.getuid()}"}
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
 
@@ -384,12 +384,13 @@ class Worker:
     def _classify(self, c: dict[str, Any], timeout: float) -> tuple[str, dict[str, Any] | None]:
         err = (c["result"] or {}).get("error") if isinstance(c["result"], dict) else None
         if c["timed_out"]:
-            return "timeout", {"type": "TimeoutError", "message": f"cell exceeded the {timeout:g} s wall-clock limit"}
+            return "timeout", {"type": "TimeoutError",
+                               "message": f"cell exceeded the {timeout:g} s wall-clock limit"}
         status = c["exit"]
         if c["result"] is not None:
             if not err:
                 return "ok", None
-            if err.get("type") == "MemoryError" or (err.get("type") in ("OSError",) and err.get("errno") == errno.EFBIG):
+            if err.get("type") == "MemoryError" or err.get("errno") == errno.EFBIG:
                 return "limit_exceeded", err
             return "error", err
         if status is None or not c["dead"]:
@@ -399,9 +400,11 @@ class Worker:
             name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
             cpu = c.get("cpu_s") or 0.0
             if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= timeout):
-                return "timeout", {"type": "TimeoutError", "message": f"cell exceeded its CPU-time limit ({name})"}
+                return "timeout", {"type": "TimeoutError",
+                                   "message": f"cell exceeded its CPU-time limit ({name})"}
             if sig == signal.SIGXFSZ:
-                return "limit_exceeded", {"type": "LimitExceeded", "message": "file size limit exceeded (SIGXFSZ)"}
+                return "limit_exceeded", {"type": "LimitExceeded",
+                                          "message": "file size limit exceeded (SIGXFSZ)"}
             return "killed", {"type": "Killed", "message": f"cell process was killed by {name}"}
         code = os.WEXITSTATUS(status)
         if code == 0:
@@ -432,7 +435,8 @@ class Worker:
                 self.sessions[sid] = (child, dirs, rs)
             once = False
         t0 = time.monotonic()
-        cmd = {"code": req.get("code", ""), "inputs": req.get("inputs", []), "timeout": timeout, "fresh": once}
+        cmd = {"code": req.get("code", ""), "inputs": req.get("inputs", []), "timeout": timeout,
+               "fresh": once}
         try:
             protocol.write_frame(child.cmd_w, cmd)
         except OSError:

@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from sandbox import Sandbox, SandboxConfig  # noqa: E402
+from sandbox import Sandbox, SandboxConfig
 
 ATTACKS = {
     "kill_all": (
@@ -73,7 +73,8 @@ def main() -> None:
         time.sleep(0.3)
         after = sb.run("print(6 * 7)")
         out["serves"] = after.ok and after.stdout.strip() == "42"
-        out["same_worker"] = sb._pool.workers[0].proc is not None and sb._pool.workers[0].proc.pid == worker_pid
+        proc = sb._pool.workers[0].proc
+        out["same_worker"] = proc is not None and proc.pid == worker_pid
     out["canary_alive"] = canary.poll() is None
     canary.kill()
     print(json.dumps(out))

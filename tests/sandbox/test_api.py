@@ -39,7 +39,8 @@ def test_inputs_of_every_kind(sb: Sandbox, tmp_path) -> None:
     p = tmp_path / "a.png"
     p.write_bytes(png_bytes((10, 10)))
     pil = Image.new("RGB", (30, 30), "blue")
-    code = "print([Image.open(p).size for p in (image_path_1, image_path_2, image_path_3)], image_path == image_path_1)"
+    code = ("print([Image.open(p).size for p in (image_path_1, image_path_2, image_path_3)],"
+            " image_path == image_path_1)")
     r = sb.run(code, [png_bytes((20, 20)), p, pil])
     assert r.ok, r.error
     assert r.stdout.strip() == "[(20, 20), (10, 10), (30, 30)] True"
@@ -139,7 +140,8 @@ def test_fresh_namespace_by_default(sb: Sandbox) -> None:
 
 def test_session_persistence(sb: Sandbox) -> None:
     with sb.session() as s:
-        r1 = s.run("img = Image.open(image_path); counter = 1; img.save(processed_path)", [png_bytes((11, 12))])
+        r1 = s.run("img = Image.open(image_path); counter = 1; img.save(processed_path)",
+                   [png_bytes((11, 12))])
         assert r1.ok and len(r1.images) == 1
         r2 = s.run("counter += 1; print(counter, img.size, image_path.endswith('.png'))")
         assert r2.ok, r2.error

@@ -62,7 +62,8 @@ def test_network_to_host_loopback(any_sb: Sandbox) -> None:
         "    except OSError as e:\n"
         "        print('blocked', type(e).__name__, e.errno)\n"
         "try:\n"
-        "    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.sendto(b'x', ('127.0.0.1', PORT)); ok.append('udp')\n"
+        "    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "    u.sendto(b'x', ('127.0.0.1', PORT)); ok.append('udp')\n"
         "except OSError as e:\n"
         "    print('blocked udp', e.errno)\n"
         "print('connected', ok)\n"
@@ -80,7 +81,8 @@ def test_network_to_host_loopback(any_sb: Sandbox) -> None:
 
 def test_read_host_files(any_sb: Sandbox, secret_file) -> None:
     code = (
-        f"targets = [{str(secret_file)!r}, '/etc/hostname', '/etc/passwd', '/proc/1/environ', '/root/.bashrc',\n"
+        f"targets = [{str(secret_file)!r}, '/etc/hostname', '/etc/passwd', '/proc/1/environ',\n"
+        "           '/root/.bashrc',\n"
         f"           {os.path.dirname(os.path.abspath(__file__))!r} + '/conftest.py']\n"
         "for t in targets:\n"
         "    try:\n"
@@ -92,7 +94,8 @@ def test_read_host_files(any_sb: Sandbox, secret_file) -> None:
         "libc.fopen.restype = ctypes.c_void_p\n"
         "f = libc.fopen(TARGET, b'r')\n"
         "if f:\n"
-        "    buf = ctypes.create_string_buffer(256); libc.fread(buf, 1, 255, ctypes.c_void_p(f)); print('CREAD', buf.value)\n"
+        "    buf = ctypes.create_string_buffer(256)\n"
+        "    libc.fread(buf, 1, 255, ctypes.c_void_p(f)); print('CREAD', buf.value)\n"
         "else:\n"
         "    print('fopen denied')\n"
         "try:\n"
@@ -271,7 +274,8 @@ def test_numpy_memory_bomb(any_sb: Sandbox) -> None:
 
 def test_huge_stdout(any_sb: Sandbox) -> None:
     t0 = time.monotonic()
-    r = any_sb.run("import sys\nline = 'x' * 1023 + '\\n'\nfor _ in range(200 * 1024): sys.stdout.write(line)\n")
+    code = "import sys\nline = 'x' * 1023 + '\\n'\nfor _ in range(200 * 1024): sys.stdout.write(line)\n"
+    r = any_sb.run(code)  # 200 MiB
     assert r.truncated
     assert len(r.stdout.encode()) <= any_sb.config.max_stdout_bytes
     assert r.status in (CellStatus.OK, CellStatus.TIMEOUT)

@@ -10,7 +10,7 @@ import random
 
 from conftest import assert_serves, descendants, png_bytes
 
-from sandbox import CellStatus, Sandbox, SandboxConfig
+from sandbox import Sandbox, SandboxConfig
 
 N = int(os.environ.get("VTHINKER_SOAK_CELLS", "200"))
 
@@ -75,12 +75,12 @@ def test_soak() -> None:
             cells = [(code, [img]) for _, _, code in chunk]
             # Timeouts go through run() with a short limit; the rest concurrently.
             results = []
-            for (_, want, code), cell in zip(chunk, cells):
+            for _, want, code in chunk:
                 results.append(sb.run(code, [img], timeout=0.5) if want == "timeout" else None)
             rest = [i for i, r in enumerate(results) if r is None]
-            for i, r in zip(rest, sb.run_batch([cells[i] for i in rest])):
+            for i, r in zip(rest, sb.run_batch([cells[i] for i in rest]), strict=True):
                 results[i] = r
-            for (_, want, _), r in zip(chunk, results):
+            for (_, want, _), r in zip(chunk, results, strict=True):
                 if r.status.value != want:
                     mismatches.append((want, r.status.value, r.error, r.stderr[-300:]))
         with sb.session() as s:
