@@ -1,0 +1,93 @@
+"""The ``vthinker`` lmms-eval model in process: any image task, trajectories on disk, resume; task data errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import datasets
+import pytest
+from PIL import Image
+
+
+def _doc_to_messages(doc: dict) -> list[dict]:
+    return [{"role": "user", "content": [{"type": "image", "url": doc["image"]}, {"type": "text", "text": doc["q"]}]}]
+
+
+def _requests(n: int) -> list:
+    from lmms_eval.api.instance import Instance
+
+    gen_kwargs = {"until": ["</answer>"], "max_new_tokens": 256, "max_rounds": 1}
+    return [
+        Instance(
+            request_type="generate_until",
+            arguments=("ctx", _doc_to_messages, dict(gen_kwargs), i, "other_task", "test"),
+            idx=0,
+            metadata={"task": "other_task", "doc_id": i, "repeats": 1},
+        )
+        for i in range(n)
+    ]
+
+
+def test_any_image_task_runs_the_loop_and_resumes(tmp_path: Path, tiny_model_dir: Path, draw_script: Path) -> None:
+    from vthinker_plugins.lmms_eval import records
+    from vthinker_plugins.lmms_eval.model import VThinker
+
+    records.clear()
+    docs = [{"q": f"Question {i}?", "image": Image.new("RGB", (200, 160), "white")} for i in range(2)]
+
+    def model() -> VThinker:
+        lm = VThinker(pretrained=str(tiny_model_dir), script=str(draw_script), device="cpu",
+                      image_dir=str(tmp_path / "images"))
+        lm.task_dict = {"other_task": {"test": docs}}  # a task that is not ours: generic samples
+        return lm
+
+    first = model().generate_until(_requests(2))
+    assert len(first) == 2
+    for i, result in enumerate(first):
+        assert "<sandbox_output><image></sandbox_output>" in result.text and result.text.endswith("</answer>")
+        record = records.lookup(f"other_task:test:{i}")
+        assert record is not None and record["n_tool_calls"] == 1
+        assert all(Path(p).exists() for p in record["generated_images"])
+
+    # An interrupted run started again with the same image_dir does not generate again.
+    records.clear()
+    again = model()
+
+    def no_generation(requests: list) -> list:
+        raise AssertionError("resumed samples must not be generated again")
+
+    again.backend.generate = no_generation  # type: ignore[method-assign]
+    second = again.generate_until(_requests(2))
+    assert [r.text for r in second] == [r.text for r in first]
+
+
+def test_task_source_errors_name_the_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vthinker_plugins.data.sources import DataError
+    from vthinker_plugins.lmms_eval import tasks
+
+    stub = datasets.Dataset.from_list(
+        [{"vthinker_source": "We-Math/VTBench", "split": "train", "env": "VTHINKER_VTBENCH_DATA"}]
+    )
+    missing = tmp_path / "missing.parquet"
+    monkeypatch.setenv("VTHINKER_VTBENCH_DATA", str(missing))
+    with pytest.raises(DataError, match=r"missing\.parquet"):
+        tasks.vtbench_reasoning_docs(stub)
+    with pytest.raises(ValueError, match="exactly one row"):
+        tasks.vtbench_reasoning_docs(datasets.concatenate_datasets([stub, stub]))
+    with pytest.raises(ValueError, match="not a V-Thinker task doc"):
+        tasks.doc_to_sample({"id": "1", "question": "q"})
+
+
+def test_local_vtbench_docs_are_tagged(vtbench_parquet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vthinker_plugins.lmms_eval import tasks
+
+    stub = datasets.Dataset.from_list(
+        [{"vthinker_source": "We-Math/VTBench", "split": "train", "env": "VTHINKER_VTBENCH_DATA"}]
+    )
+    monkeypatch.setenv("VTHINKER_VTBENCH_DATA", str(vtbench_parquet))
+    docs = tasks.vtbench_perception_docs(stub)
+    assert len(docs) == 3 and docs[0]["vthinker_key"] == f"vtbench_perception:{docs[0]['id']}"
+    sample = tasks.doc_to_sample(docs[0])
+    assert sample.task == "vtbench_perception" and sample.max_rounds == 1
+    assert tasks.doc_to_text(docs[0]) == sample.question
+    assert tasks.doc_to_visual(docs[0])[0].size == sample.images[0].size
