@@ -49,7 +49,7 @@ class Figure:
             "d = ImageDraw.Draw(img)",
             "font = ImageFont.load_default(size=16)",
         ]
-        return "\n".join([*head, *self.lines, "img.save(output_path, format='PNG')"]) + "\n"
+        return "\n".join([*head, *self.lines, "img.save(output_path, format='PNG', compress_level=1)"]) + "\n"
 
 
 def render(code: str) -> bytes:

@@ -59,14 +59,20 @@ def _features():
     )
 
 
-def write_shard(out_dir: str, shard: int, start: int, stop: int, seed: int, levels: tuple[str, ...]) -> int:
-    """Generate samples ``[start, stop)`` into ``data/part-<shard>.parquet``; returns the count."""
-    import datasets
+def write_shard(out_dir: str, shard: int, start: int, stop: int, seed: int, levels: tuple[str, ...], schema) -> int:
+    """Generate samples ``[start, stop)`` into ``data/part-<shard>.parquet``; returns the count.
+
+    ``schema`` is the arrow schema of :func:`_features` (it carries the Hugging Face feature
+    metadata, so ``image`` loads as an image); workers write with pyarrow alone, without
+    paying for importing ``datasets``.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     rows = [make_sample(seed, i, levels) for i in range(start, stop)]
     path = Path(out_dir) / "data" / f"part-{shard:05d}.parquet"
     tmp = path.with_name(path.name + ".tmp")
-    datasets.Dataset.from_list(rows, features=_features()).to_parquet(str(tmp))
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
     os.replace(tmp, path)  # a shard exists only once complete
     return stop - start
 
@@ -96,6 +102,7 @@ def synthesize(
         raise DataError(f"{out} holds synthesised data with other options; use --overwrite or the same options")
     (out / "data").mkdir(parents=True, exist_ok=True)
     manifest_path.write_text(json.dumps(manifest, indent=2))
+    schema = _features().arrow_schema
     shards = [(k, s, min(s + shard_size, num)) for k, s in enumerate(range(0, num, shard_size))]
     todo = [s for s in shards if not (out / "data" / f"part-{s[0]:05d}.parquet").exists()]
     bar = tqdm(total=num, initial=num - sum(b - a for _, a, b in todo), unit="sample", disable=not progress,
@@ -103,10 +110,10 @@ def synthesize(
     try:
         if num_proc <= 1:
             for k, start, stop in todo:
-                bar.update(write_shard(str(out), k, start, stop, seed, levels))
+                bar.update(write_shard(str(out), k, start, stop, seed, levels, schema))
         else:
             with ProcessPoolExecutor(num_proc, mp_context=get_context("spawn")) as pool:
-                futures = [pool.submit(write_shard, str(out), k, a, b, seed, levels) for k, a, b in todo]
+                futures = [pool.submit(write_shard, str(out), k, a, b, seed, levels, schema) for k, a, b in todo]
                 for fut in as_completed(futures):
                     bar.update(fut.result())
     finally:
