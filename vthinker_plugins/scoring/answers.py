@@ -75,7 +75,14 @@ def _same(prediction: str, gold: str) -> bool:
     plain_pred, plain_gold = _plain(prediction), _plain(gold)
     if not plain_pred or not plain_gold:
         return False
-    return plain_pred == plain_gold or math_equal(prediction.strip(), gold.strip())
+    if plain_pred == plain_gold:
+        return True
+    return math_equal(_latexish(prediction), _latexish(gold))
+
+
+def _latexish(text: str) -> str:
+    # Unicode a model may write, spelled the way math-verify's LaTeX parser understands.
+    return text.strip().replace("°", "^{\\circ}").replace("√", "\\sqrt").replace("π", "\\pi").replace("−", "-")
 
 
 def answers_match(prediction: str | None, gold: str | None, options: Sequence[str] | None = None) -> bool:

@@ -84,6 +84,22 @@ def _array(image: Image.Image | np.ndarray, size: tuple[int, int]) -> tuple[np.n
     return np.asarray(image, dtype=np.uint8), rescaled
 
 
+def _in_frame(
+    image: Image.Image | np.ndarray, original: Image.Image, base: np.ndarray
+) -> tuple[np.ndarray, bool, np.ndarray]:
+    """``image`` in the original's frame, whether it was rescaled, and the baseline to difference it
+    against: the original itself, or — when rescaled — the original taken through the same round
+    trip of sizes, so that resampling blur of the unchanged figure is not mistaken for drawing."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    array, rescaled = _array(image, original.size)
+    if not rescaled:
+        return array, False, base
+    there, _ = _array(original, image.size)
+    back, _ = _array(Image.fromarray(there), original.size)
+    return array, True, back
+
+
 def drawn_mask(original: np.ndarray, drawn: np.ndarray, config: PixelMetricConfig) -> np.ndarray:
     """Boolean mask of the pixels where ``drawn`` differs from ``original`` (noise removed)."""
     a = cv2.GaussianBlur(original, (3, 3), 0).astype(np.int16)
@@ -149,13 +165,13 @@ def pixel_metric(
         original = Image.fromarray(original)
     size = original.size
     base, _ = _array(original, size)
-    truth, truth_rescaled = _array(ground_truth, size)
+    truth, truth_rescaled, truth_base = _in_frame(ground_truth, original, base)
     tolerance = config.tolerance_frac * float(np.hypot(*size))
     cell = max(2, int(tolerance / 2))
-    truth_mask = drawn_mask(base, truth, config)
+    truth_mask = drawn_mask(truth_base, truth, config)
     if generated is not None:
-        drawn, drawn_rescaled = _array(generated, size)
-        drawn_mask_ = drawn_mask(base, drawn, config)
+        drawn, drawn_rescaled, drawn_base = _in_frame(generated, original, base)
+        drawn_mask_ = drawn_mask(drawn_base, drawn, config)
     else:
         drawn_rescaled, drawn_mask_ = False, np.zeros_like(truth_mask)
 

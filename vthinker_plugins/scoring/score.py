@@ -53,8 +53,10 @@ _TAIL_CHARS = 1500
 def run_sync(coro: Awaitable[T]) -> T:
     """Run a coroutine from sync code, also when the caller already runs an event loop."""
     try:
-        asyncio.get_running_loop()
+        running = asyncio.get_running_loop()
     except RuntimeError:
+        running = None
+    if running is None:  # outside the except block: errors of the coroutine keep a clean traceback
         return asyncio.run(coro)  # type: ignore[arg-type]
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coro).result()  # type: ignore[arg-type]
@@ -111,7 +113,11 @@ async def _score_drawing(
     pixel_config: PixelMetricConfig | None,
 ) -> dict[str, Any]:
     annotation = _need(sample, "meta['annotation'] (the ground-truth annotation image)", sample.meta.get("annotation"))
-    truth = to_image(annotation, where=f"sample {sample.id} meta['annotation']")
+    where = f"sample {sample.id} meta['annotation']"
+    try:
+        truth = to_image(annotation, where=where)
+    except OSError as exc:  # undecodable bytes: PIL raises before to_image can name the field
+        raise ValueError(f"{where}: cannot decode the ground-truth annotation image: {exc}") from exc
     original = sample.images[0]
     generated = generated_images[0] if generated_images else None
     pixel = pixel_metric(original, generated, truth, pixel_config).as_dict()
