@@ -212,9 +212,10 @@ def test_verification_in_the_sandbox(interaction_parquet, tmp_path) -> None:
     from sandbox import get_sandbox  # noqa: F401 - the API verification uses
 
     path, bad = interaction_parquet
-    assert run_convert("interaction", "--source", str(path), "--out", str(tmp_path), "--verify") == 0
+    assert run_convert("interaction", "--source", str(path), "--out", str(tmp_path), "--verify",
+                       "--verify-timeout", "60") == 0
     excluded = [json.loads(x) for x in (tmp_path / "reports/v_interaction/excluded.jsonl").read_text().splitlines()]
-    assert {e["id"]: e["reason"] for e in excluded} == bad
+    assert {e["id"]: e["reason"] for e in excluded} == bad, excluded
     assert len(read_jsonl(tmp_path / "v_interaction")) == 4
 
 

@@ -270,8 +270,13 @@ def verify_tool_code(
         jobs.append((code, [result.images[0].data]))
     if not jobs:
         return out
-    sandbox = get_sandbox()
-    cells = sandbox.run_batch(jobs, timeout=timeout) if timeout else sandbox.run_batch(jobs)
+    if timeout:
+        from sandbox import SandboxConfig
+
+        sandbox = get_sandbox(SandboxConfig(wall_time_s=timeout))
+    else:
+        sandbox = get_sandbox()
+    cells = sandbox.run_batch(jobs)
     for i, cell in zip(todo, cells, strict=True):
         result = out[i]
         assert isinstance(result, ConvertedRow)
