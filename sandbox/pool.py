@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from . import protocol
+from . import bwrap, protocol
 from .config import SandboxConfig
 
 NOBODY = 65534
@@ -59,6 +59,25 @@ def wipe(path: str) -> None:
                 pass
 
 
+def process_tree(pid: int) -> list[int]:
+    """pid and all its live descendants, parents first (host view of /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop(0)
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
 def make_dirs(root: str, uid: int = NOBODY) -> dict[str, str]:
     """in/ is readable by the cell; out/ and tmp/ belong to the uid cells run as."""
     dirs = {k: os.path.join(root, k) for k in ("in", "out", "tmp")}
@@ -68,10 +87,6 @@ def make_dirs(root: str, uid: int = NOBODY) -> dict[str, str]:
         if k != "in" and os.geteuid() == 0:
             os.chown(p, uid, uid)
     return dirs
-
-
-def find_bwrap() -> str | None:
-    return shutil.which("bwrap", path="/usr/bin:/bin:/usr/local/bin")
 
 
 class WorkerHandle:
@@ -92,7 +107,9 @@ class WorkerHandle:
         cfg = self.pool.config
         os.makedirs(self.dir, mode=0o711, exist_ok=True)
         os.makedirs(self.root_dir, mode=0o700, exist_ok=True)
-        self.cell_dirs = make_dirs(os.path.join(self.dir, "cell"))
+        # Under bwrap the sandbox uid maps back to ours; otherwise cells run as nobody (when we are root).
+        self.cell_uid = os.geteuid() if self.pool.ns_tool == "bwrap" else NOBODY
+        self.cell_dirs = make_dirs(os.path.join(self.dir, "cell"), self.cell_uid)
         for p in self.cell_dirs.values():
             wipe(p)
         args = {
@@ -103,10 +120,14 @@ class WorkerHandle:
                        "nofile": cfg.max_open_files, "stdout": cfg.max_stdout_bytes,
                        "nproc": cfg.max_threads * self.pool.config.n_workers + 64},
         }
+        argv = [cfg.interpreter, "-I", "-B", "-c", BOOT, PKG_PARENT, json.dumps(args)]
+        if self.pool.ns_tool == "bwrap":
+            argv = bwrap.command(bwrap.find() or "bwrap", cfg.interpreter, PKG_PARENT, self.dir,
+                                 [self.pool.worker_env["MPLCONFIGDIR"]], list(cfg.extra_ro_paths)) + argv
         log = open(os.path.join(self.pool.base, f"worker{self.index}.log"), "ab")
         try:
             self.proc = subprocess.Popen(
-                [cfg.interpreter, "-I", "-B", "-c", BOOT, PKG_PARENT, json.dumps(args)],
+                argv,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=self.pool.worker_env,
                 cwd=self.dir, start_new_session=True, close_fds=True)
         finally:
@@ -121,8 +142,8 @@ class WorkerHandle:
             self.kill()
             raise SandboxUnavailable(f"sandbox worker failed to start: {ready.get('error')}")
         self.report = ready.get("report", {})
-        self.cell_uid = int(self.report.get("cell_uid", NOBODY))
-        if self.cell_uid != NOBODY:
+        if self.pool.ns_tool != "bwrap" and int(self.report.get("cell_uid", NOBODY)) != self.cell_uid:
+            self.cell_uid = int(self.report["cell_uid"])
             make_dirs(os.path.join(self.dir, "cell"), self.cell_uid)
         self.generation += 1
 
@@ -146,10 +167,13 @@ class WorkerHandle:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # supervisor and worker share the group; cells die with them
-        except OSError:
-            pass
+        # The whole tree, parents first: bwrap's namespace init sits in its own session, and killing a
+        # PID namespace's init takes every process inside with it.
+        for pid in process_tree(proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         for f in (proc.stdin, proc.stdout):
             try:
                 f.close()
@@ -189,14 +213,23 @@ class Pool:
         self.ns_tool: str | None = None
         self.report: dict[str, Any] = {}
 
-    def _plan(self) -> None:
+    def _tools(self) -> list[str | None]:
+        """Outer layers to try, best first; None = per-cell layers only."""
         cfg = self.config
         if cfg.isolation == "process":
-            self.ns_tool = None
-            return
-        if cfg.namespace_tool == "bwrap":
-            raise SandboxUnavailable("namespace_tool='bwrap' is not supported yet; use 'auto' or 'unshare'")
-        self.ns_tool = "unshare"
+            return [None]
+        tools: list[str | None] = []
+        if cfg.namespace_tool in ("auto", "bwrap"):
+            if bwrap.find():
+                tools.append("bwrap")
+            elif cfg.namespace_tool == "bwrap":
+                raise SandboxUnavailable("namespace_tool='bwrap' but bwrap is not installed "
+                                         "(Debian package bubblewrap)")
+        if cfg.namespace_tool in ("auto", "unshare"):
+            tools.append("unshare")
+        if cfg.isolation == "auto":
+            tools.append(None)
+        return tools
 
     def _env(self) -> dict[str, str]:
         # A persistent matplotlib cache: a fresh one would rebuild the font list at every pool start.
@@ -220,16 +253,28 @@ class Pool:
                 return
             if self.closed:
                 raise RuntimeError("sandbox is closed")
-            self._plan()
             self.base = tempfile.mkdtemp(prefix="vtsbx-")
             os.chmod(self.base, 0o711)
             self.worker_env = self._env()
             first = WorkerHandle(self, 0)
-            first.start()  # first alone: it decides whether namespaces work here
-            ns = first.report.get("namespaces", {})
-            if self.isolation == "auto":
-                self.isolation = "namespaces" if ns.get("active") else "process"
-                self.ns_tool = self.ns_tool if ns.get("active") else None
+            # The first worker alone decides which outer layer works here; never weaker than requested.
+            failures: list[str] = []
+            for tool in self._tools():
+                self.ns_tool = tool
+                self.isolation = "process" if tool is None else "namespaces"
+                try:
+                    first.start()
+                except SandboxUnavailable as e:
+                    failures.append(f"{tool}: {e}")
+                    continue
+                if tool is None or first.report.get("namespaces", {}).get("active"):
+                    break
+                failures.append(f"{tool}: {first.report.get('namespaces', {}).get('reason')}")
+                first.kill()
+            else:
+                raise SandboxUnavailable(f"isolation={self.config.isolation!r} is not available here: "
+                                         + "; ".join(failures))
+            first.report["fallbacks"] = failures
             self.workers = [first] + [WorkerHandle(self, i) for i in range(1, self.config.n_workers)]
             errors: list[BaseException] = []
 

@@ -133,7 +133,7 @@ class Worker:
                     raise
         elif self.args.get("ns_tool") == "bwrap":
             self.report["namespaces"] = {"active": True, "tool": "bwrap",
-                                         "kinds": ["mnt", "net", "pid", "ipc", "uts", "cgroup", "user"]}
+                                         "kinds": ["user", "mnt", "net", "pid", "ipc", "uts", "cgroup"]}
         if "namespaces" not in self.report:
             self.report["namespaces"] = {"active": False, "reason": ns_error or "not requested"}
         # Landlock targets are opened now, while the worker can still traverse every path.
@@ -188,7 +188,9 @@ class Worker:
         in_ns = self.report["namespaces"].get("active")
         blocked = [] if in_ns else [p for p in fsview.interpreter_paths(self.args["hide"])
                                     if not fsview.reachable_by_others(p)]
-        if os.getuid() == 0 and not getattr(self, "userns", False) and not blocked:
+        if self.args.get("ns_tool") == "bwrap":
+            self.report["uid"] = {"active": True, "uid": os.getuid(), "via": "bwrap user namespace, no capabilities"}
+        elif os.getuid() == 0 and not getattr(self, "userns", False) and not blocked:
             os.setgroups([])
             os.setresgid(NOBODY, NOBODY, NOBODY)
             os.setresuid(NOBODY, NOBODY, NOBODY)

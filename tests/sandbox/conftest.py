@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import sys
 
 import pytest
@@ -59,10 +60,22 @@ def sb():
         yield s
 
 
-@pytest.fixture(scope="session", params=["namespaces", "process"])
+MODES = {"bwrap": ("namespaces", "bwrap"), "unshare": ("namespaces", "unshare"), "process": ("process", "auto")}
+
+
+def mode_config(mode: str, **kw) -> SandboxConfig:
+    """Config for one of MODES; skips the test when bwrap is not installed."""
+    isolation, tool = MODES[mode]
+    if tool == "bwrap" and shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed (Debian package bubblewrap)")
+    return SandboxConfig(isolation=isolation, namespace_tool=tool, **kw)
+
+
+@pytest.fixture(scope="session", params=list(MODES))
 def any_sb(request):
-    """One pool per isolation mode: attacks must be contained by both."""
-    with Sandbox(SandboxConfig(workers=2, wall_time_s=5.0, isolation=request.param,
-                               memory_bytes=768 << 20)) as s:
+    """One pool per isolation setup: attacks must be contained by each."""
+    with Sandbox(mode_config(request.param, workers=2, wall_time_s=5.0, memory_bytes=768 << 20)) as s:
         s.start()
+        assert s.report["namespaces"].get("tool", "none") == {"bwrap": "bwrap", "unshare": "unshare(2)"}.get(
+            request.param, "none")
         yield s

@@ -66,7 +66,9 @@ def main() -> None:
     mode, attack = sys.argv[1], sys.argv[2]
     canary = subprocess.Popen(["sleep", "120"])
     out: dict = {"mode": mode, "attack": attack}
-    with Sandbox(SandboxConfig(workers=1, isolation=mode, wall_time_s=5)) as sb:
+    isolation, tool = {"bwrap": ("namespaces", "bwrap"), "unshare": ("namespaces", "unshare"),
+                       "process": ("process", "auto")}[mode]
+    with Sandbox(SandboxConfig(workers=1, isolation=isolation, namespace_tool=tool, wall_time_s=5)) as sb:
         worker_pid = sb.start()._pool.workers[0].proc.pid
         r = sb.run(ATTACKS[attack])
         out.update(status=r.status.value, stdout=r.stdout, stderr=r.stderr[-2000:])

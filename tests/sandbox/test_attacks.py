@@ -344,9 +344,10 @@ def test_decompression_bomb_guard_lifted(any_sb: Sandbox, bomb: bytes) -> None:
         "Image.MAX_IMAGE_PIXELS = None\n"
         "im = Image.open(image_path); im.load(); im2 = im.convert('RGB'); print('LOADED', im2.size)\n"
     )
-    r = any_sb.run(code, [bomb])
+    r = any_sb.run(code, [bomb], timeout=3)
     assert "LOADED" not in r.stdout
-    assert r.status in (CellStatus.LIMIT_EXCEEDED, CellStatus.ERROR, CellStatus.KILLED), _text(r)
+    # Depending on speed it runs out of memory or out of time; either way it is contained.
+    assert r.status in (CellStatus.LIMIT_EXCEEDED, CellStatus.TIMEOUT, CellStatus.KILLED), _text(r)
     assert_serves(any_sb)
 
 
@@ -417,4 +418,4 @@ def test_no_stray_processes_after_attacks(any_sb: Sandbox) -> None:
     assert_serves(any_sb)
     time.sleep(0.2)
     for w in any_sb._pool.workers:
-        assert len(descendants(w.proc.pid)) <= 2, descendants(w.proc.pid)
+        assert len(descendants(w.proc.pid)) <= 3, descendants(w.proc.pid)  # bwrap adds its own init

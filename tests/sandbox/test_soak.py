@@ -94,7 +94,7 @@ def test_soak() -> None:
         assert rss_end <= rss_start * 1.3 + 30_000, (rss_start, rss_end)
         # No stray processes: per slot at most supervisor + worker + spare child.
         for w in sb._pool.workers:
-            assert len(descendants(w.proc.pid)) <= 2
+            assert len(descendants(w.proc.pid)) <= 3  # bwrap, its namespace init, worker, spare
         # No leaked files: cell folders empty, no session folders left.
         for w in sb._pool.workers:
             assert all(not os.listdir(p) for p in w.cell_dirs.values())
