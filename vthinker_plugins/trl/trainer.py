@@ -1,0 +1,394 @@
+"""``VThinkerGRPOTrainer``: TRL 1.16's GRPO with V-Thinker's sandbox as a multi-turn image tool.
+
+What it changes in ``GRPOTrainer`` (pinned at 1.16.0: these are private extension points):
+
+- ``_generate(prompts)`` runs every rollout of the step through the project's one
+  :class:`~vthinker_plugins.loop.InteractionLoop` (generate until ``</code>`` or the end of the
+  turn, run the code in the sandbox with the rollout's images, append the observation with its
+  image tokens, continue; at most ``max_rounds`` code runs and ``max_tool_images`` images).
+  Generation requests of all rollouts are batched and the sandbox cells run concurrently on the
+  worker pool while other rollouts generate. It returns the token ids exactly as sampled, a
+  ``tool_mask`` that is 0 exactly on observation tokens (attended to, never trained), and every
+  rollout's images (prompt images, then tool images).
+- TRL rebuilds ``pixel_values``/``image_grid_thw`` over prompt + tool images (and the image-token
+  mask Qwen2.5-VL's rope needs) only while ``self.tools`` is truthy. The trainer sets a sandbox
+  tool there for the scoring pass of a step whose rollouts produced images, so tool images enter
+  the training forward pass; the image-token counts are verified first, because TRL silently
+  drops all images of a batch when they disagree.
+- Per-rollout sandbox outcomes reach the reward functions as the ``tool_statuses`` column, and
+  tool statistics are logged under ``tools/*``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+from trl import GRPOTrainer
+from trl.models import unwrap_model_for_generation
+
+from vthinker_plugins.loop import LoopConfig, Trajectory
+from vthinker_plugins.protocol import IMAGE_PLACEHOLDER, render_observation
+from vthinker_plugins.sample import Sample
+from vthinker_plugins.trl.config import VThinkerGRPOConfig
+from vthinker_plugins.trl.rewards import RewardSuite
+from vthinker_plugins.trl.rollout import (
+    PolicyBackend,
+    PromptedLoop,
+    RolloutTensors,
+    TransformersGenerator,
+    VLLMColocateGenerator,
+    VLLMServerGenerator,
+    assemble,
+    image_token_runs,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def split_prompt(messages: Sequence[dict[str, Any]], where: str) -> tuple[str, str, list[Any]]:
+    """System text, user text (``<image>`` placeholders) and images of a conversational prompt."""
+    system, user, images = None, [], []
+    for message in messages:
+        content = message.get("content")
+        parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+        if message["role"] == "system":
+            system = "".join(p.get("text", "") for p in parts if p.get("type") == "text")
+        elif message["role"] == "user":
+            if user:
+                raise ValueError(f"{where}: several user messages; V-Thinker prompts have one user turn")
+            for part in parts:
+                if part.get("type") == "image":
+                    user.append(IMAGE_PLACEHOLDER)
+                    images.append(part.get("image"))
+                elif part.get("type") == "text":
+                    user.append(part.get("text", ""))
+        else:
+            raise ValueError(f"{where}: unexpected {message['role']!r} message in the prompt")
+    if system is None:
+        raise ValueError(f"{where}: the prompt has no system message (build rows with vthinker_plugins.trl.data)")
+    if any(im is None for im in images):
+        raise ValueError(f"{where}: an image slot of the prompt has no image")
+    return system, "".join(user), images
+
+
+class VThinkerGRPOTrainer(GRPOTrainer):
+    """GRPO whose rollouts write code, run it in the sandbox and see the images it draws.
+
+    Args beyond ``GRPOTrainer``'s:
+        reward_funcs: default (``None``): the built-in :class:`RewardSuite` from ``args``
+            (accuracy, format, tool, consistency with a judge) with the paper's weights.
+        sandbox: a :class:`sandbox.Sandbox`; default: one built from the ``sandbox_*`` fields.
+        rollout_logits_processors: ``f(requests, prompt_length) -> [LogitsProcessor]`` for the
+            transformers generation path (tests script the model with it).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        reward_funcs: Any = None,
+        args: VThinkerGRPOConfig | None = None,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        processing_class: Any = None,
+        callbacks: Any = None,
+        optimizers: tuple[Any, Any] = (None, None),
+        peft_config: Any = None,
+        *,
+        sandbox: Any = None,
+        rollout_logits_processors: Callable[..., list[Any]] | None = None,
+    ) -> None:
+        if args is None:
+            name = model if isinstance(model, str) else model.config._name_or_path
+            args = VThinkerGRPOConfig(f"{str(name).split('/')[-1]}-vthinker-grpo")
+        if not isinstance(args, VThinkerGRPOConfig):
+            raise TypeError(f"args must be a VThinkerGRPOConfig, got {type(args).__name__}")
+        self.reward_suite: RewardSuite | None = None
+        if reward_funcs is None:
+            self.reward_suite = RewardSuite.from_config(args)
+            reward_funcs = self.reward_suite.functions()
+            if args.reward_weights is None:
+                args.reward_weights = [args.reward_weight(name) for name in self.reward_suite.names]
+        super().__init__(
+            model=model,
+            reward_funcs=reward_funcs,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            peft_config=peft_config,
+        )
+        if not self._is_vlm:
+            raise ValueError("V-Thinker GRPO needs a vision-language model and its processor (got a tokenizer)")
+        if self.use_vllm and self.vllm_mode == "colocate" and args.vllm_tensor_parallel_size > 1:
+            raise NotImplementedError(
+                "multi-turn rollouts with colocated vLLM support vllm_tensor_parallel_size=1 only; "
+                "use vllm_mode='server' for tensor-parallel generation"
+            )
+        if self.is_deepspeed_enabled and not self.use_vllm and not args.ds3_gather_for_generation:
+            stage = self.accelerator.state.deepspeed_plugin.zero_stage
+            if stage == 3:
+                # Ranks run different numbers of rounds; ZeRO-3 forwards would deadlock on their collectives.
+                raise ValueError("multi-turn rollouts under ZeRO-3 need ds3_gather_for_generation=True or use_vllm")
+        self._user_tools = self.tools
+        self._gen_model: Any = None
+        self.sandbox = sandbox if sandbox is not None else self._make_sandbox(args)
+        self.loop_config = LoopConfig(
+            max_rounds=args.max_rounds,
+            max_new_tokens=args.max_new_tokens_per_round or args.max_completion_length,
+            max_tool_images=args.max_tool_images,
+            max_completion_tokens=args.max_completion_length,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            persistent_state=args.persistent_state,
+            concurrency=args.rollout_concurrency,
+        )
+        self._rollout_logits_processors = rollout_logits_processors
+        self.backend = PolicyBackend(
+            self.processing_class,
+            self._make_generator(),
+            eos_token_ids=self.eos_token_ids,
+            max_batch_size=args.rollout_batch_size,
+        )
+        self._prompt_checked = False
+        #: Timings of the last rollout phase (the benchmark reads them).
+        self.last_rollout_stats: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ construction helpers
+
+    @staticmethod
+    def _make_sandbox(args: VThinkerGRPOConfig) -> Any:
+        from sandbox import Sandbox, SandboxConfig
+
+        return Sandbox(
+            SandboxConfig(
+                wall_time_s=args.sandbox_wall_time_s,
+                memory_bytes=int(args.sandbox_memory_mb) << 20,
+                workers=args.sandbox_workers,
+                isolation=args.sandbox_isolation,
+            )
+        )
+
+    def _sampling_kwargs(self) -> dict[str, Any]:
+        kwargs = {
+            "repetition_penalty": self.repetition_penalty,
+            "top_k": self.top_k,
+            "min_p": 0.0 if self.min_p is None else self.min_p,
+        }
+        kwargs.update(self.args.generation_kwargs or {})
+        return kwargs
+
+    def _make_generator(self) -> Any:
+        if not self.use_vllm:
+            return TransformersGenerator(
+                lambda: self._gen_model if self._gen_model is not None else self.accelerator.unwrap_model(self.model),
+                self.processing_class,
+                self.generation_config,
+                logits_processors=self._rollout_logits_processors,
+            )
+        vllm = self.vllm_generation
+        if self.vllm_mode == "colocate":
+            return VLLMColocateGenerator(vllm.llm, self.processing_class, self._sampling_kwargs())
+        client = getattr(vllm, "vllm_client", None)
+        if client is None:  # only the main process holds TRL's client; other ranks talk HTTP on their own
+            from trl.generation.vllm_client import VLLMClient
+
+            client = VLLMClient(base_url=vllm.server_base_url or f"http://{vllm.server_host}:{vllm.server_port}",
+                                connection_timeout=vllm.server_timeout)
+        return VLLMServerGenerator(client, self.processing_class, self._sampling_kwargs(), vllm._place_features)
+
+    def run_code(self, code: str) -> str:
+        """Run Python in the trainer's sandbox and return the observation text the model would see.
+
+        It also serves as the tool TRL must see in ``self.tools`` to rebuild the image inputs of
+        the forward pass over prompt + tool images.
+        """
+        result = self.sandbox.run(code)
+        return render_observation(result, images_left=self.args.max_tool_images)[0]
+
+    # ------------------------------------------------------------------ rollouts
+
+    def _samples(self, prompts: Sequence[Any]) -> list[Sample]:
+        samples = []
+        for i, prompt in enumerate(prompts):
+            where = f"rollout {i}"
+            if not isinstance(prompt, list):
+                raise ValueError(f"{where}: expected a conversational prompt (list of messages), got {type(prompt)}")
+            system, user, images = split_prompt(prompt, where)
+            samples.append(
+                Sample(
+                    id=f"rollout{i}",
+                    question=user,
+                    images=images,
+                    meta={"system": system, "user": user, "rollout_index": i},
+                )
+            )
+        return samples
+
+    def _check_prompt_rendering(self, prompt: Any, sample: Sample) -> None:
+        """Once: the prompt the rollouts use must render exactly as TRL renders it for scoring."""
+        if self._prompt_checked:
+            return
+        from trl.data_utils import apply_chat_template
+
+        trl_text = apply_chat_template({"prompt": prompt}, self.processing_class, **self.chat_template_kwargs)["prompt"]
+        ours = self.backend.encoder.prompt_text(sample.meta["system"], sample.meta["user"])
+        if trl_text != ours:
+            raise ValueError(
+                "the rollout prompt differs from TRL's rendering of the dataset prompt; build the dataset with "
+                f"vthinker_plugins.trl.data.\nTRL:  {trl_text[:300]!r}\nours: {ours[:300]!r}"
+            )
+        self._prompt_checked = True
+
+    @contextlib.contextmanager
+    def _generation_context(self) -> Iterator[None]:
+        if self.use_vllm:
+            vllm = self.vllm_generation
+            if self.state.global_step != self._last_loaded_step:
+                vllm.sync_weights()
+                self._last_loaded_step = self.state.global_step
+            sleeping = self.vllm_mode == "colocate" and self.args.vllm_enable_sleep_mode
+            if sleeping:
+                if getattr(vllm, "_llm_weights_sleeping", False):
+                    vllm.sync_weights()
+                vllm.llm.wake_up(tags=["kv_cache"])
+            try:
+                yield
+            finally:
+                if sleeping:
+                    vllm.llm.sleep(level=2)
+                    vllm._llm_weights_sleeping = True
+            return
+        # Gather the (ZeRO-3 / FSDP) parameters once for the whole rollout phase: ranks run
+        # different numbers of generation calls, so per-call gathers could not line up.
+        with (
+            unwrap_model_for_generation(
+                self.model_wrapped,
+                self.accelerator,
+                gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                generation_kwargs=self.generation_kwargs,
+                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+            ) as unwrapped,
+            torch.no_grad(),
+            self._dist.summon_full_params(self.model_wrapped, recurse=False),
+        ):
+            self._gen_model = unwrapped
+            try:
+                yield
+            finally:
+                self._gen_model = None
+
+    def rollout(self, prompts: Sequence[Any]) -> list[Trajectory]:
+        """Run every prompt (already repeated per generation) through the interaction loop."""
+        samples = self._samples(prompts)
+        self._check_prompt_rendering(prompts[0], samples[0])
+        self.backend.reset()
+        loop = PromptedLoop(self.backend, self.sandbox, self.loop_config)
+        start = time.perf_counter()
+        with self._generation_context():
+            trajectories = loop.run(samples)
+        wall = time.perf_counter() - start
+        broken = [t for t in trajectories if t.error and not t.rounds]
+        if broken:
+            raise RuntimeError(f"rollout {broken[0].sample.id} failed before generating anything: {broken[0].error}")
+        for t in trajectories:
+            if t.error:
+                logger.warning("rollout %s ended early: %s", t.sample.id, t.error)
+        self.last_rollout_stats = {
+            "rollout_s": wall,
+            "tool_s_sum": sum(r.tool_s for t in trajectories for r in t.rounds),
+            "sandbox_s_sum": sum(r.result.wall_s for t in trajectories for r in t.rounds if r.result is not None),
+            "gen_s_sum": sum(r.gen_s for t in trajectories for r in t.rounds),
+        }
+        return trajectories
+
+    def _verify_image_tokens(self, rolls: Sequence[RolloutTensors]) -> None:
+        """Every image must own exactly its run of image tokens, or TRL would drop all images."""
+        proc = self.processing_class.image_processor
+        merge = getattr(proc, "merge_size", 2) ** 2
+        image_token_id = self.processing_class.image_token_id
+        for i, roll in enumerate(rolls):
+            runs = image_token_runs(roll.prompt_ids + roll.completion_ids, image_token_id)
+            expected = [proc.get_number_of_image_patches(im.height, im.width, {}) // merge for im in roll.images]
+            if runs != expected:
+                raise RuntimeError(
+                    f"rollout {i}: image-token runs {runs} do not match its {len(roll.images)} images {expected}"
+                )
+
+    def _generate(self, prompts: list):
+        mode = "train" if self.model.training else "eval"
+        device = self.accelerator.device
+        trajectories = self.rollout(prompts)
+        rolls = [assemble(t, self.backend.encoder) for t in trajectories]
+        self._verify_image_tokens(rolls)
+
+        prompt_ids = [r.prompt_ids for r in rolls]
+        completion_ids = [r.completion_ids for r in rolls]
+        tool_mask = [r.tool_mask for r in rolls]
+        logprobs = [r.logprobs for r in rolls]
+        logprobs = logprobs if all(lp is not None for lp in logprobs) else None
+        images = [r.images for r in rolls]
+        tool_images = [r.tool_images for r in rolls]
+        # TRL's forward pass takes prompt + tool images only while self.tools is truthy.
+        if any(tool_images):
+            self.tools = [self.run_code]
+        completions = [[{"role": "assistant", "content": t.text}] for t in trajectories]
+        extra_fields = {
+            "tool_statuses": [[str(getattr(res.status, "value", res.status)) for res in t.tool_results]
+                              for t in trajectories],
+            "rollout_stop": [t.stop_reason for t in trajectories],
+        }
+        self._log_rollouts(mode, device, trajectories, prompt_ids, completion_ids, tool_mask)
+        return prompt_ids, completion_ids, tool_mask, completions, logprobs, extra_fields, images, tool_images
+
+    def _generate_and_score_completions(self, inputs):
+        try:
+            return super()._generate_and_score_completions(inputs)
+        finally:
+            self.tools = self._user_tools
+
+    # ------------------------------------------------------------------ metrics
+
+    def _gather_mean(self, values: Sequence[float], device: Any) -> float:
+        local = torch.tensor([float(sum(values)), float(len(values))], device=device)
+        total, count = self.accelerator.gather(local).view(-1, 2).sum(dim=0).tolist()
+        return total / count if count else 0.0
+
+    def _log_rollouts(self, mode, device, trajectories, prompt_ids, completion_ids, tool_mask) -> None:
+        metrics = self._metrics[mode]
+        generated = [float(sum(m)) for m in tool_mask]  # model tokens only, as TRL counts them
+        prompt_tokens = float(sum(len(p) for p in prompt_ids))
+        total = self.accelerator.gather(torch.tensor([prompt_tokens + sum(len(c) for c in completion_ids)],
+                                                     device=device)).sum().item()
+        if mode == "train":
+            self.state.num_input_tokens_seen += int(total)
+        metrics["num_tokens"] = [self.state.num_input_tokens_seen]
+        lengths = self.accelerator.gather(torch.tensor(generated, device=device)).float()
+        metrics["completions/mean_length"].append(lengths.mean().item())
+        metrics["completions/min_length"].append(lengths.min().item())
+        metrics["completions/max_length"].append(lengths.max().item())
+        ended = [bool(ids) and ids[-1] in self.eos_token_ids for ids in completion_ids]
+        metrics["completions/clipped_ratio"].append(self._gather_mean([0.0 if e else 1.0 for e in ended], device))
+
+        calls = [float(t.n_tool_calls) for t in trajectories]
+        errors = [float(t.n_tool_errors) for t in trajectories]
+        all_calls = self._gather_mean(calls, device) * len(calls)
+        metrics["tools/calls_per_rollout"].append(self._gather_mean(calls, device))
+        metrics["tools/error_rate"].append(
+            self._gather_mean(errors, device) * len(errors) / all_calls if all_calls else 0.0
+        )
+        metrics["tools/rounds"].append(self._gather_mean([float(len(t.rounds)) for t in trajectories], device))
+        metrics["tools/images_per_rollout"].append(
+            self._gather_mean([float(len(t.tool_images)) for t in trajectories], device)
+        )
+        metrics["tools/sandbox_s"].append(self._gather_mean([self.last_rollout_stats["sandbox_s_sum"]], device))
+        metrics["tools/rollout_s"].append(self._gather_mean([self.last_rollout_stats["rollout_s"]], device))
+        metrics["tools/stopped_by_budget"].append(
+            self._gather_mean([1.0 if t.stop_reason == "budget" else 0.0 for t in trajectories], device)
+        )
