@@ -14,8 +14,8 @@ import subprocess
 
 from . import fsview
 
-_PROBE = ("import json, sys; print(json.dumps([sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,"
-          " sys.executable] + sys.path))")
+_PROBE = ("import json, sys; print(json.dumps([sys.prefix, sys.base_prefix, sys.exec_prefix,"
+          " sys.base_exec_prefix, sys.executable] + sys.path))")
 
 
 def find() -> str | None:

@@ -189,7 +189,8 @@ class Worker:
         blocked = [] if in_ns else [p for p in fsview.interpreter_paths(self.args["hide"])
                                     if not fsview.reachable_by_others(p)]
         if self.args.get("ns_tool") == "bwrap":
-            self.report["uid"] = {"active": True, "uid": os.getuid(), "via": "bwrap user namespace, no capabilities"}
+            self.report["uid"] = {"active": True, "uid": os.getuid(),
+                                  "via": "bwrap user namespace, no capabilities"}
         elif os.getuid() == 0 and not getattr(self, "userns", False) and not blocked:
             os.setgroups([])
             os.setresgid(NOBODY, NOBODY, NOBODY)

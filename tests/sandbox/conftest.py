@@ -60,7 +60,9 @@ def sb():
         yield s
 
 
-MODES = {"bwrap": ("namespaces", "bwrap"), "unshare": ("namespaces", "unshare"), "process": ("process", "auto")}
+# Test id -> (isolation, namespace_tool)
+MODES = {"bwrap": ("namespaces", "bwrap"), "unshare": ("namespaces", "unshare"),
+         "process": ("process", "auto")}
 
 
 def mode_config(mode: str, **kw) -> SandboxConfig:
@@ -76,6 +78,6 @@ def any_sb(request):
     """One pool per isolation setup: attacks must be contained by each."""
     with Sandbox(mode_config(request.param, workers=2, wall_time_s=5.0, memory_bytes=768 << 20)) as s:
         s.start()
-        assert s.report["namespaces"].get("tool", "none") == {"bwrap": "bwrap", "unshare": "unshare(2)"}.get(
-            request.param, "none")
+        want = {"bwrap": "bwrap", "unshare": "unshare(2)"}.get(request.param, "none")
+        assert s.report["namespaces"].get("tool", "none") == want
         yield s
