@@ -13,7 +13,8 @@ controls its own behaviour:
 - ``MODE:same`` — for image prompts: "1" when the [Generated] and [Ground Truth] images are
   pixel-identical, else "0" (the server really decodes the images).
 
-Every request is recorded (``server.requests``) with its prompt text and image sizes.
+Every request is recorded (``server.requests``) with its prompt text and image sizes;
+``server.max_in_flight`` is the most requests it handled at once.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class JudgeServer:
         self.counts: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.slow_seconds = 2.0
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests handled at the same time (checks client concurrency)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,7 +49,14 @@ class JudgeServer:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                status, payload = server.respond(self.path, body)
+                with server.lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    status, payload = server.respond(self.path, body)
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
                 if status is None:
                     return
                 data = json.dumps(payload).encode()
@@ -73,6 +83,7 @@ class JudgeServer:
         with self.lock:
             self.requests.clear()
             self.counts.clear()
+            self.max_in_flight = 0
 
     def calls(self, mode: str) -> int:
         with self.lock:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 
 import pytest
 from PIL import Image, ImageDraw
@@ -120,12 +119,10 @@ def test_score_samples_runs_judge_calls_concurrently(fresh_server):
     items = [(drawing("vtbench_perception", f"c{i}", "MODE:slow mark A"), "", [RIGHT if i % 2 else WRONG])
              for i in range(8)]
     items.append({"sample": Sample(id="g", question="q", images=[ORIGINAL], answer="4"), "prediction": "<answer>4"})
-    start = time.perf_counter()
     verdicts = score_samples(items, judge=judge, progress=False)
-    elapsed = time.perf_counter() - start
     assert [v["id"] for v in verdicts] == [f"c{i}" for i in range(8)] + ["g"]
     assert all(v["judge"] == 1 for v in verdicts[:8]) and verdicts[8]["correct"] is True
-    assert elapsed < 8 * 0.4 * 0.6
+    assert fresh_server.max_in_flight >= 4  # the judge calls overlapped
     summary = summarize(verdicts)
     assert summary["vtbench_perception"]["judge_pixel_agreement"] == 0.5
     assert summary["generic"]["accuracy"] == 1.0

@@ -257,6 +257,9 @@ class Judge:
     ):
         if concurrency < 1:
             raise ValueError("judge concurrency must be at least 1")
+        from openai import AsyncOpenAI  # imported here, not inside the event loop (a slow first import)
+
+        self._client_class = AsyncOpenAI
         self.base_url = base_url
         self.model = model
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
@@ -385,9 +388,9 @@ class Judge:
         loop = asyncio.get_running_loop()
         entry = self._clients.get(id(loop))
         if entry is None or entry[0] is not loop:
-            from openai import AsyncOpenAI
-
-            client = AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=0)
+            client = self._client_class(
+                base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=0
+            )
             entry = (loop, client, asyncio.Semaphore(self.concurrency))
             self._clients = {k: v for k, v in self._clients.items() if not v[0].is_closed()}
             self._clients[id(loop)] = entry
