@@ -1,0 +1,112 @@
+"""Pieces that need no worker: PNG checks, the seccomp program, the compatibility rewrites, input naming."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import pytest
+from conftest import png_bytes
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, PngImagePlugin
+
+from sandbox import outputs, rewrite, seccomp
+from sandbox.inputs import write_inputs
+
+
+def _chunk(t: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + t + body + struct.pack(">I", zlib.crc32(t + body))
+
+
+def _png(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "I;16"])
+def test_sanitize_keeps_pixels(mode: str) -> None:
+    img = Image.new("RGB", (37, 23), "white")
+    img.putpixel((5, 7), (200, 10, 30))
+    img = img.convert(mode) if mode != "I;16" else img.convert("I").convert("I;16")
+    clean, w, h = outputs.sanitize_png(_png(img), 10_000)
+    assert (w, h) == (37, 23)
+    back = Image.open(io.BytesIO(clean))
+    back.load()
+    assert back.size == (37, 23) and back.tobytes() == img.tobytes()
+
+
+def test_sanitize_strips_text_chunks() -> None:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "x" * 5000)
+    data = _png(Image.new("RGB", (4, 4)), pnginfo=info)
+    assert b"tEXt" in data
+    clean, _, _ = outputs.sanitize_png(data, 100)
+    assert b"tEXt" not in clean and len(clean) < len(data)
+
+
+def test_sanitize_rejections() -> None:
+    good = _png(Image.new("L", (16, 16)))
+    with pytest.raises(outputs.RejectedImage, match="CRC"):
+        outputs.sanitize_png(good[:40] + bytes([good[40] ^ 1]) + good[41:], 10_000)
+    with pytest.raises(outputs.RejectedImage, match="exceeds"):
+        outputs.sanitize_png(good, 100)
+    with pytest.raises(outputs.RejectedImage):
+        outputs.sanitize_png(good[:-20], 10_000)
+    with pytest.raises(outputs.RejectedImage):
+        outputs.sanitize_png(b"GIF89a" + good, 10_000)
+    # IHDR says 16x16 but the data inflates to far more: a lying bomb.
+    big = zlib.compress(b"\0" * (17 * 4000))
+    liar = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 0, 0, 0, 0))
+            + _chunk(b"IDAT", big) + _chunk(b"IEND", b""))
+    with pytest.raises(outputs.RejectedImage, match="beyond"):
+        outputs.sanitize_png(liar, 10_000)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_sanitize_fuzz(data) -> None:
+    """Random corruption never escapes as anything but RejectedImage; what passes decodes."""
+    raw = bytearray(png_bytes((20, 12)))
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw[i] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        raw = raw[: data.draw(st.integers(0, len(raw)))]
+    try:
+        clean, w, h = outputs.sanitize_png(bytes(raw), 10_000)
+    except outputs.RejectedImage:
+        return
+    im = Image.open(io.BytesIO(clean))
+    im.load()
+    assert im.size == (w, h)
+
+
+def test_seccomp_program_shape() -> None:
+    prog = seccomp.build_filter(4242)
+    assert len(prog) % 8 == 0 and 40 < len(prog) // 8 < 255
+    code, _, _, k = struct.unpack("<HBBI", prog[:8])
+    assert (code, k) == (0x20, 4)  # first: load the architecture
+    assert struct.pack("<I", 4242) in prog and struct.pack("<I", (-4242) & 0xFFFFFFFF) in prog
+    assert seccomp.build_filter(4242) == prog
+
+
+def test_image_path_rewrite_keeps_line_numbers() -> None:
+    code = "x = 1\nimage_path = 'C:/data/whatever.png'\nother = 'image_path'\ny = image_path\n1/0\n"
+    ns: dict = {}
+    with pytest.raises(ZeroDivisionError) as ei:
+        exec(rewrite.compile_cell(code, "/real/in.png"), ns)
+    assert ns["y"] == "/real/in.png" and ns["other"] == "image_path"
+    assert ei.traceback[-1].lineno + 1 == 5
+
+
+def test_input_names(tmp_path) -> None:
+    jpg = io.BytesIO()
+    Image.new("RGB", (3, 3)).save(jpg, format="JPEG")
+    src = tmp_path / "photo.webp"
+    src.write_bytes(b"RIFF0000WEBPxxxx")
+    names = write_inputs([png_bytes(), jpg.getvalue(), src, Image.new("L", (2, 2))], str(tmp_path))
+    assert names == ["image_1.png", "image_2.jpg", "image_3.webp", "image_4.png"]
+    assert oct((tmp_path / "image_1.png").stat().st_mode & 0o777) == "0o444"
