@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-from harness import Run, run_command
+import pytest
+from harness import Run, judge_server, run_command
 from PIL import Image
 
 DRAWING_METRICS = ("accuracy,none", "pixel_accuracy,none", "judge_failed,none", "judge_pixel_agreement,none")
@@ -77,31 +79,41 @@ def test_mathvision_testmini_with_plain_lmms_eval_and_include_path(lmms_mathvisi
     assert any(key.startswith("-level") for key in layout)
 
 
-def test_reference_oracle_draws_what_the_annotation_shows(
+def test_reference_oracle_drawings_reach_judge_and_pixel_metric(
     tmp_path: Path, main_bin: Path, harness_env: dict[str, str]
 ) -> None:
-    """The reference oracle replays the ground-truth code: its drawings reach scoring and pass."""
+    """The reference oracle replays the ground-truth code; its drawings reach both the pixel metric
+    and the LMM judge (a real HTTP server here), which agree."""
     cmd = [
         str(main_bin / "lmms_eval"), "--model", "vthinker", "--model_args", "pretrained=reference",
         "--tasks", "vtbench_perception,vtbench_instruction", "--output_path", str(tmp_path / "out"),
     ]
-    run = run_command(cmd, harness_env, tmp_path)
+    with judge_server("1") as (url, calls):
+        env = dict(harness_env, VTHINKER_JUDGE_URL=url, VTHINKER_JUDGE_MODEL="judge-vl", OPENAI_API_KEY="x")
+        run = run_command(cmd, env, tmp_path)
     assert run.returncode == 0, run.log[-6000:]
     results = _results(run)["results"]
     for task in ("vtbench_perception", "vtbench_instruction"):
         assert results[task]["accuracy,none"] == 100.0, results[task]
         assert results[task]["pixel_accuracy,none"] == 100.0, results[task]
+        assert results[task]["judge_failed,none"] == 0
+        assert results[task]["judge_pixel_agreement,none"] == 100.0
+    # One judge call per item, each showing the three images (original, generated, ground truth).
+    assert len(calls) == 6
+    for call in calls:
+        parts = [p for m in call["messages"] if isinstance(m["content"], list) for p in m["content"]]
+        assert sum(p.get("type") == "image_url" for p in parts) == 3
 
 
-def test_missing_local_data_fails_with_the_path_named(
-    tmp_path: Path, main_bin: Path, tiny_model_dir: Path, harness_env: dict[str, str]
+def test_failed_evaluation_gives_non_zero_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    missing = tmp_path / "no_such_vtbench.parquet"
-    env = dict(harness_env, VTHINKER_VTBENCH_DATA=str(missing))
-    cmd = [
-        str(main_bin / "lmms_eval"), "--model", "vthinker", "--model_args", f"pretrained={tiny_model_dir}",
-        "--tasks", "vtbench_reasoning", "--limit", "1", "--output_path", str(tmp_path / "out"),
-    ]
-    run = run_command(cmd, env, tmp_path)
-    assert run.returncode != 0
-    assert str(missing) in run.log
+    """Plain lmms-eval logs a failed evaluation and exits 0; our command says so with its exit status."""
+    from vthinker_plugins.lmms_eval.cli import main
+
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # main() hands lmms-eval its own argv
+    code = main(["--model", "vthinker", "--model_args", "pretrained=reference", "--tasks", "vtbench_no_such_task",
+                 "--output_path", str(tmp_path / "out")])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "vtbench_no_such_task" in captured.out + captured.err
