@@ -70,6 +70,13 @@ def test_reasoning_judge_fallback(fresh_server):
     failed = score_sample(Sample(id="r4", question="MODE:down q", images=[ORIGINAL], answer="five",
                                  task="vtbench_reasoning"), "<answer>5</answer>", judge=judge)
     assert failed["correct"] is None and failed["judge_status"] == "failed" and "judge_error" in failed
+    # "always": the judge decides every row (the official protocol); the rules are kept beside it
+    overruled = score_sample(Sample(id="r5", question="MODE:zero q", images=[ORIGINAL], answer="5",
+                                    task="vtbench_reasoning"), "<answer>5</answer>", judge=judge,
+                             reasoning_judge="always")
+    assert (overruled["rule_correct"], overruled["judge"], overruled["correct"]) == (True, 0, False)
+    with pytest.raises(ValueError, match="reasoning_judge"):
+        score_sample(sample, "<answer>5</answer>", reasoning_judge="sometimes")
 
 
 def test_drawing_without_judge_uses_pixel_metric():

@@ -386,6 +386,10 @@ class Judge:
     def _client(self) -> tuple[Any, asyncio.Semaphore]:
         # httpx connections belong to one event loop; sync callers run a fresh loop per call.
         loop = asyncio.get_running_loop()
+        with self._stats_lock:  # one judge may serve event loops in several threads
+            return self._client_locked(loop)
+
+    def _client_locked(self, loop: asyncio.AbstractEventLoop) -> tuple[Any, asyncio.Semaphore]:
         entry = self._clients.get(id(loop))
         if entry is None or entry[0] is not loop:
             client = self._client_class(

@@ -17,7 +17,9 @@ Tasks:
   ``meta["level"]``/``meta["subject"]`` feed the official report.
 - ``vtbench_reasoning`` — the ``<answer>`` (or ``\\boxed{}``) is matched with
   :func:`.answers_match`; with a judge, rows the rules reject are re-checked by
-  :meth:`.Judge.judge_answer` (the official protocol is judge-based).
+  :meth:`.Judge.judge_answer` (``reasoning_judge="fallback"``, the default), or the judge
+  decides every row and the rules are reported beside it (``reasoning_judge="always"``:
+  the official protocol, which is judge-based).
 - ``vtbench_perception`` / ``vtbench_instruction`` — the official protocol: the judge sees
   the original (``Sample.images[0]``), the model's first sandbox image
   (``generated_images[0]``) and ``meta["annotation"]``; the pixel metric
@@ -46,6 +48,7 @@ from vthinker_plugins.scoring.pixel_metric import PixelMetricConfig, pixel_metri
 
 T = TypeVar("T")
 DRAWING_TASKS = ("vtbench_perception", "vtbench_instruction")
+REASONING_JUDGE_POLICIES = ("fallback", "always")
 #: How much of the end of a response the answer judge sees when no answer could be extracted.
 _TAIL_CHARS = 1500
 
@@ -89,12 +92,12 @@ async def _score_mathvision(sample: Sample, prediction: str) -> dict[str, Any]:
     return _verdict(sample, **result, level=sample.meta.get("level"), subject=sample.meta.get("subject"))
 
 
-async def _score_reasoning(sample: Sample, prediction: str, judge: Judge | None) -> dict[str, Any]:
+async def _score_reasoning(sample: Sample, prediction: str, judge: Judge | None, policy: str) -> dict[str, Any]:
     gold = str(_need(sample, "answer (Sample.answer)", sample.answer))
     extracted = extract_answer(prediction)
     rule = bool(extracted) and answers_match(extracted, gold, sample.options)
     out = _verdict(sample, extracted=extracted, rule_correct=rule, correct=rule)
-    if judge is None or rule:
+    if judge is None or (rule and policy == "fallback"):
         return out
     said = extracted if extracted else strip_observations(prediction)[-_TAIL_CHARS:]
     if not said.strip():
@@ -142,14 +145,21 @@ async def ascore_sample(
     judge: Judge | None = None,
     *,
     pixel_config: PixelMetricConfig | None = None,
+    reasoning_judge: str = "fallback",
 ) -> dict[str, Any]:
-    """Score one prediction (the full response text) for ``sample``; see the module doc for the verdict."""
+    """Score one prediction (the full response text) for ``sample``; see the module doc for the verdict.
+
+    ``pixel_config`` tunes the pixel metric; ``reasoning_judge`` (``fallback``/``always``) says when
+    the judge is asked on ``vtbench_reasoning``.
+    """
+    if reasoning_judge not in REASONING_JUDGE_POLICIES:
+        raise ValueError(f"reasoning_judge must be one of {REASONING_JUDGE_POLICIES}, not {reasoning_judge!r}")
     prediction = prediction or ""
     generated_images = list(generated_images or [])
     if sample.task == "mathvision":
         return await _score_mathvision(sample, prediction)
     if sample.task == "vtbench_reasoning":
-        return await _score_reasoning(sample, prediction, judge)
+        return await _score_reasoning(sample, prediction, judge, reasoning_judge)
     if sample.task in DRAWING_TASKS:
         return await _score_drawing(sample, prediction, generated_images, judge, pixel_config)
     gold = str(_need(sample, "answer (Sample.answer)", sample.answer))
@@ -165,13 +175,15 @@ def score_sample(
     judge: Judge | None = None,
     *,
     pixel_config: PixelMetricConfig | None = None,
+    reasoning_judge: str = "fallback",
 ) -> dict[str, Any]:
     """Synchronous :func:`ascore_sample` (prefer :func:`score_samples` for many rows: it runs judge calls
     concurrently)."""
 
     async def once() -> dict[str, Any]:
         try:
-            return await ascore_sample(sample, prediction, generated_images, judge, pixel_config=pixel_config)
+            return await ascore_sample(sample, prediction, generated_images, judge, pixel_config=pixel_config,
+                                       reasoning_judge=reasoning_judge)
         finally:
             if judge is not None:
                 await judge.aclose()  # the event loop ends with this call; so do its connections
@@ -192,6 +204,7 @@ def score_samples(
     progress: bool = True,
     *,
     pixel_config: PixelMetricConfig | None = None,
+    reasoning_judge: str = "fallback",
 ) -> list[dict[str, Any]]:
     """Score many predictions, judge calls running concurrently (bounded by the judge's concurrency).
 
@@ -206,7 +219,8 @@ def score_samples(
         bar = tqdm(total=len(unpacked), desc="scoring", unit="row", disable=not progress)
 
         async def one(entry: tuple[Sample, str, list[Image.Image]]) -> dict[str, Any]:
-            verdict = await ascore_sample(*entry, judge=judge, pixel_config=pixel_config)
+            verdict = await ascore_sample(*entry, judge=judge, pixel_config=pixel_config,
+                                          reasoning_judge=reasoning_judge)
             bar.update(1)
             return verdict
 
