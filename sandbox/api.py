@@ -211,6 +211,8 @@ class Session:
                 self._worker = self.sandbox._pick_worker()
             w = self._worker
             with w.lock:
+                if w.proc is None or w.proc.poll() is not None:
+                    self.sandbox._pool.revive(w)
                 note = ""
                 if self._generation != w.generation:
                     if self._generation != -1:

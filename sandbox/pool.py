@@ -212,6 +212,7 @@ class Pool:
         self.isolation = config.isolation
         self.ns_tool: str | None = None
         self.report: dict[str, Any] = {}
+        self._pid = os.getpid()
 
     def _tools(self) -> list[str | None]:
         """Outer layers to try, best first; None = per-cell layers only."""
@@ -245,7 +246,15 @@ class Pool:
                 "HOME": self.base, "MPLBACKEND": "Agg", "MPLCONFIGDIR": mpl, "OPENBLAS_NUM_THREADS": threads,
                 "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "NUMEXPR_NUM_THREADS": threads}
 
+    def _forget_after_fork(self) -> None:
+        """In a forked copy of the host: the workers belong to the parent; start our own on demand."""
+        self.workers, self.idle, self.started, self.base = [], queue.Queue(), False, ""
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
     def ensure_started(self) -> None:
+        if self._pid != os.getpid():
+            self._forget_after_fork()
         if self.started:
             return
         with self._lock:
@@ -302,6 +311,8 @@ class Pool:
         self.ensure_started()
         w = self.idle.get()
         w.lock.acquire()
+        if w.proc is None or w.proc.poll() is not None:
+            self.revive(w)  # died while idle (killed from outside, OOM): replace it before use
         return w
 
     def release(self, w: WorkerHandle) -> None:
@@ -318,6 +329,8 @@ class Pool:
             pass
 
     def close(self) -> None:
+        if self._pid != os.getpid():
+            return  # a forked copy never tears down the parent's workers
         with self._lock:
             self.closed = True
             for w in self.workers:

@@ -229,3 +229,44 @@ def test_report_and_config_errors() -> None:
     for layer in ("namespaces", "landlock", "seccomp", "rlimits", "uid"):
         assert layer in rep
     assert_serves(sb)
+
+
+def test_dead_worker_is_replaced() -> None:
+    import os
+    import signal
+
+    from conftest import descendants
+
+    with Sandbox(SandboxConfig(workers=2)) as sb:
+        sb.start()
+        with sb.session() as s:
+            assert s.run("k = 1").ok
+            for w in sb._pool.workers:  # killed from outside while idle
+                for pid in [w.proc.pid, *descendants(w.proc.pid)]:
+                    os.kill(pid, signal.SIGKILL)
+            for w in sb._pool.workers:
+                w.proc.wait(5)
+            assert [r.stdout for r in sb.run_batch([("print(1)", [])] * 4)] == ["1\n"] * 4
+            r = s.run("print('k' in globals())")
+            assert r.ok and r.stdout == "False\n" and "reset" in r.stderr
+
+
+def test_forked_host_gets_its_own_pool(sb: Sandbox) -> None:
+    import os
+
+    assert_serves(sb)
+    before = [w.proc.pid for w in sb._pool.workers]
+    pid = os.fork()
+    if pid == 0:  # the child uses the sandbox, exits, and must not disturb the parent's workers
+        code = 0
+        try:
+            r = sb.run("print(5)")
+            code = 0 if r.stdout == "5\n" and sb._pool.workers[0].proc.pid not in before else 3
+            sb.close()
+        except BaseException:  # noqa: BLE001
+            code = 4
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert [w.proc.pid for w in sb._pool.workers] == before
+    assert_serves(sb)
