@@ -378,11 +378,9 @@ class VThinkerGRPOTrainer(GRPOTrainer):
 
         calls = [float(t.n_tool_calls) for t in trajectories]
         errors = [float(t.n_tool_errors) for t in trajectories]
-        all_calls = self._gather_mean(calls, device) * len(calls)
+        sums = self.accelerator.gather(torch.tensor([[sum(calls), sum(errors)]], device=device)).sum(dim=0).tolist()
         metrics["tools/calls_per_rollout"].append(self._gather_mean(calls, device))
-        metrics["tools/error_rate"].append(
-            self._gather_mean(errors, device) * len(errors) / all_calls if all_calls else 0.0
-        )
+        metrics["tools/error_rate"].append(sums[1] / sums[0] if sums[0] else 0.0)
         metrics["tools/rounds"].append(self._gather_mean([float(len(t.rounds)) for t in trajectories], device))
         metrics["tools/images_per_rollout"].append(
             self._gather_mean([float(len(t.tool_images)) for t in trajectories], device)
