@@ -45,6 +45,15 @@ def test_multiple_choice(prediction, gold, expected):
     assert answers_match(prediction, gold, OPTIONS) is expected
 
 
+@pytest.mark.parametrize(
+    ("prediction", "expected"),
+    [("B", True), ("(B)", True), ("B. 4 cm", True), ("Option B", True), ("C", False), ("b", True), ("4", False)],
+)
+def test_letter_gold_without_options(prediction, expected):
+    # VTBench reasoning writes the choices inside the question; only the letter is the gold answer.
+    assert answers_match(prediction, "B") is expected
+
+
 def test_choice_letter_respects_option_count():
     assert choice_letter("E", 5) == "E" and choice_letter("E", 4) is None
     assert choice_letter("x", 26) is None or choice_letter("x", 26) == "X"

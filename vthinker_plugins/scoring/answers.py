@@ -90,8 +90,10 @@ def answers_match(prediction: str | None, gold: str | None, options: Sequence[st
 
     With ``options`` (the option texts, in order A, B, ...), a gold letter is matched by
     the same letter or by that option's text, and a predicted letter by its option's
-    text when the gold is written out. Everything else is compared as plain text and
-    then with math-verify. An empty prediction never matches.
+    text when the gold is written out. Without options, an upper-case letter gold is
+    matched by a prediction naming that letter (``(B)``, ``B. 4``, ``Option B``).
+    Everything else is compared as plain text and then with math-verify. An empty
+    prediction never matches.
     """
     if prediction is None or gold is None:
         return False
@@ -108,4 +110,9 @@ def answers_match(prediction: str | None, gold: str | None, options: Sequence[st
             return _same(prediction, options[ord(gold_letter) - ord("A")])
         if pred_letter is not None and _same(options[ord(pred_letter) - ord("A")], gold):
             return True
+    elif re.fullmatch(r"\(?[A-Z]\)?", gold):
+        # A letter gold without option texts (choices written inside the question, as in VTBench).
+        pred_letter = choice_letter(prediction, 26)
+        if pred_letter is not None:
+            return pred_letter == gold.strip("()")
     return _same(prediction, gold)
