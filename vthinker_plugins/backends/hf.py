@@ -59,6 +59,9 @@ class HFBackend(Backend):
         script: a :class:`~vthinker_plugins.backends.scripted.Script` or JSONL path; forces
             the generated tokens (tests: the real model/processor/loop, scripted output).
         attn_implementation: passed to ``from_pretrained`` (e.g. ``sdpa``, ``flash_attention_2``).
+        max_new_tokens: cap on the tokens of one generation step, whatever the loop asks for;
+            default: the checkpoint's ``generation_config.max_new_tokens`` when it sets one (the
+            tiny test model does; released Qwen2.5-VL checkpoints do not), else no cap.
     """
 
     name = "hf"
@@ -76,6 +79,7 @@ class HFBackend(Backend):
         script: str | Path | Script | None = None,
         attn_implementation: str | None = None,
         trust_remote_code: bool = False,
+        max_new_tokens: int | None = None,
     ) -> None:
         import torch
         from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
@@ -132,6 +136,8 @@ class HFBackend(Backend):
             eos.append(int(self.pad_id))
         self.eos_ids = eos
         self.script = Script.load(script) if script is not None else None
+        cap = max_new_tokens if max_new_tokens is not None else self.model.generation_config.max_new_tokens
+        self.max_new_tokens_cap = int(cap) if cap else None
 
     # ------------------------------------------------------------------ images
 
@@ -180,7 +186,7 @@ class HFBackend(Backend):
         inputs = inputs.to(self.device)
         prompt_len = inputs["input_ids"].shape[1]
         first = requests[0]
-        max_new = max(r.max_new_tokens for r in requests)
+        max_new = max(self._budget(r) for r in requests)
         gen_kwargs: dict[str, Any] = {
             "max_new_tokens": max_new,
             "stop_strings": list(first.stop) or None,
@@ -210,6 +216,11 @@ class HFBackend(Backend):
             sequences = self.model.generate(**inputs, **gen_kwargs)
         return [self._finish(req, sequences[row, prompt_len:].tolist()) for row, req in enumerate(requests)]
 
+    def _budget(self, request: GenerationRequest) -> int:
+        if self.max_new_tokens_cap is None:
+            return request.max_new_tokens
+        return min(request.max_new_tokens, self.max_new_tokens_cap)
+
     def _finish(self, request: GenerationRequest, generated: list[int]) -> GenerationOutput:
         """Cut one row at end of turn / its own token limit / the first stop string."""
         ids: list[int] = []
@@ -219,8 +230,9 @@ class HFBackend(Backend):
                 saw_eos = True
                 break
             ids.append(tok)
-        if len(ids) > request.max_new_tokens:  # batch-mates may allow more tokens than this request
-            ids, saw_eos = ids[: request.max_new_tokens], False
+        budget = self._budget(request)
+        if len(ids) > budget:  # batch-mates may allow more tokens than this request
+            ids, saw_eos = ids[:budget], False
         text = self.tokenizer.decode(ids, skip_special_tokens=False)
         hits = [(text.find(s) + len(s), s) for s in request.stop if s and s in text]
         if hits:
