@@ -91,3 +91,24 @@ def test_local_vtbench_docs_are_tagged(vtbench_parquet: Path, monkeypatch: pytes
     assert sample.task == "vtbench_perception" and sample.max_rounds == 1
     assert tasks.doc_to_text(docs[0]) == sample.question
     assert tasks.doc_to_visual(docs[0])[0].size == sample.images[0].size
+
+
+def test_openai_compatible_backend_through_the_model(tmp_path: Path) -> None:
+    """GPT-4o-style baselines: the same model class over an OpenAI-compatible API (a real local server)."""
+    from harness import judge_server
+
+    from vthinker_plugins.lmms_eval import records
+    from vthinker_plugins.lmms_eval.model import VThinker
+
+    records.clear()
+    docs = [{"q": "What is 3 + 4?", "image": Image.new("RGB", (64, 64), "white")}]
+    with judge_server("<think>3 + 4 = 7</think><answer>7</answer>") as (url, calls):
+        lm = VThinker(pretrained="api-model", backend="openai", base_url=url, api_key="x",
+                      image_dir=str(tmp_path / "images"))
+        lm.task_dict = {"other_task": {"test": docs}}
+        [result] = lm.generate_until(_requests(1))
+    assert result.text.endswith("<answer>7</answer>")
+    assert len(calls) == 1 and calls[0]["model"] == "api-model"
+    sent = [p for m in calls[0]["messages"] if isinstance(m["content"], list) for p in m["content"]]
+    assert any(p.get("type") == "image_url" for p in sent)
+    assert any("What is 3 + 4?" in p.get("text", "") for p in sent)
