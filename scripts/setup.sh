@@ -53,4 +53,7 @@ make_env() {  # name requirements-file
 
 if [ "$with_vllm" = 1 ]; then make_env main vllm.in; else make_env main main.lock; fi
 make_env sft sft.lock
+# Lets plain `llamafactory-cli train` (and its torchrun workers) find our chat template: a .pth
+# import hook that registers it when LlamaFactory loads its templates (llamafactory_configs/README.md).
+"$env_dir/sft/bin/python" -m vthinker_plugins.llamafactory.hook install >/dev/null
 log "ready: $env_dir/main/bin/vthinker, $env_dir/sft/bin/llamafactory-cli"
