@@ -127,6 +127,20 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
+def check_run_identity(out: Path, identity: dict[str, Any]) -> None:
+    """Refuse to resume into a folder that holds another run's rows (a different model, benchmark
+    or generation setting would silently mix results); the first run records ``run.json``."""
+    path = out / "run.json"
+    if path.exists() and (out / RESULTS_FILE).exists():
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(k for k in identity if earlier.get(k) != identity[k])
+        if changed:
+            details = ", ".join(f"{k}: {earlier.get(k)!r} -> {identity[k]!r}" for k in changed)
+            raise SystemExit(f"{out} holds results of a different run ({details}); "
+                             "use another --output or --overwrite")
+    path.write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
+
+
 # --------------------------------------------------------------------------- rows
 
 def _save_png(image: Image.Image, path: Path) -> None:
@@ -239,7 +253,7 @@ def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     benchmark, data, model, out, scoring_on = prepare(args)
     if args.overwrite and out.exists():
-        for name in (RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, IMAGES_DIR):
+        for name in (RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, IMAGES_DIR, "run.json"):
             target = out / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -252,6 +266,12 @@ def main(args: argparse.Namespace) -> int:
     if args.max_rounds is not None:
         for s in samples:
             s.max_rounds = args.max_rounds
+    check_run_identity(out, {
+        "benchmark": benchmark, "data": data, "split": args.split, "model": model,
+        "model_options": sorted(args.model_option), "max_rounds": args.max_rounds,
+        "system_prompt_file": args.system_prompt_file, "user_prompt_file": args.user_prompt_file,
+        "temperature": args.temperature, "top_p": args.top_p,
+    })
     done = resume_rows(results)
     todo = [s for s in samples if s.id not in done]
     print(f"vthinker run: {benchmark} ({len(samples)} samples, {len(samples) - len(todo)} already done) "

@@ -83,3 +83,17 @@ def test_bad_input_names_row_and_field(vtbench_file, tmp_path, mathvision_dir) -
         load_benchmark(str(tmp_path / "broken.parquet"))
     assert set(BENCHMARKS) == {"vtbench", "vtbench-perception", "vtbench-instruction", "vtbench-reasoning",
                                "mathvision", "mathvision-testmini"}
+
+
+def test_generic_rows_from_a_path(tmp_path, mathvision_dir) -> None:
+    rows = [{"id": "g1", "question": "Count the dots.", "image": str(mathvision_dir / "images" / "4.jpg"),
+             "answer": "3"},
+            {"id": "g2", "question": "Which is larger?", "image": str(mathvision_dir / "images" / "5.jpg"),
+             "answer": "B", "options": ["left", "right"], "task": "generic"}]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    samples = load_benchmark(str(path))
+    assert [(s.id, s.task, s.answer) for s in samples] == [("g1", "generic", "3"), ("g2", "generic", "B")]
+    assert samples[1].options == ["left", "right"] and samples[0].images[0].size[0] > 0
+    with pytest.raises(DataError, match="--data is only for named benchmarks"):
+        load_benchmark(str(path), data=str(path))

@@ -131,7 +131,16 @@ def test_scripted_tiny_model_run_in_a_subprocess(tmp_path, vthinker_cmd, cli_env
     assert "3/3" in json.dumps(summary["metrics"])
 
 
-def test_bad_arguments_fail_clearly(tmp_path, vthinker_cmd, cli_env) -> None:
+def test_bad_arguments_fail_clearly(tmp_path, vthinker_cmd, cli_env, vtbench_file) -> None:
     proc = subprocess.run([*vthinker_cmd, "run", "--benchmark", "mathvision-testmini"], env=cli_env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "--model is required" in proc.stderr
+    # Resuming into a folder of another run's results is refused instead of mixing them.
+    base = [*vthinker_cmd, "run", "--benchmark", "vtbench-reasoning", "--data", str(vtbench_file),
+            "--output", str(tmp_path / "o"), "--no-report"]
+    _run([*base, "--model", "reference", "--limit", "1"], cli_env, tmp_path)
+    proc = subprocess.run([*base, "--model", "reference", "--max-rounds", "2"], env=cli_env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "different run (max_rounds: None -> 2)" in proc.stderr
+    _run([*base, "--model", "reference", "--max-rounds", "2", "--overwrite"], cli_env, tmp_path)
+    assert len(_rows(tmp_path / "o" / "results.jsonl")) == 3

@@ -100,7 +100,12 @@ class HFBackend(Backend):
             from transformers import Qwen2_5_VLForConditionalGeneration as model_cls
         else:
             model_cls = AutoModelForImageTextToText
-        self.model = model_cls.from_pretrained(self.model_path, **kwargs).to(self.device).eval()
+        if self.device != "cpu":
+            kwargs["device_map"] = self.device  # load straight onto the GPU, not via host memory
+        self.model = model_cls.from_pretrained(self.model_path, **kwargs)
+        if self.device == "cpu":
+            self.model.to(self.device)
+        self.model.eval()
 
         self.min_pixels, self.max_pixels = min_pixels, max_pixels
         image_processor = getattr(self.processor, "image_processor", None)
