@@ -47,6 +47,15 @@ class VThinkerGRPOConfig(GRPOConfig):
         default=None, metadata={"help": "User-turn template file with {images} and {question} fields."}
     )
 
+    # ------------------------------------------------------------------ model inputs
+    max_pixels: int | None = field(
+        default=None, metadata={"help": "Largest image area the processor keeps (the paper's RL: 2408448)."}
+    )
+    min_pixels: int | None = field(default=None, metadata={"help": "Smallest image area the processor makes."})
+    freeze_vision_tower: bool = field(
+        default=True, metadata={"help": "Train the projector and the LLM, not the ViT (as in the paper)."}
+    )
+
     # ------------------------------------------------------------------ sandbox
     sandbox_wall_time_s: float = field(default=10.0, metadata={"help": "Wall-clock limit of one code cell."})
     sandbox_memory_mb: int = field(default=2048, metadata={"help": "Memory a code cell may use, MiB."})

@@ -77,9 +77,10 @@ def convert_row(
         raise DataError(f"{where}, field {image_col!r}: no image")
     images = [to_image(v, image_base_dir, where=f"{where}, field {image_col!r}[{i}]") for i, v in enumerate(raw_images)]
 
-    answer_col = _first_present(columns, ANSWER_COLUMNS)
+    # MathVision-style rows carry both, with ``solution`` often empty: take the first filled one.
+    answer_col = next((c for c in ANSWER_COLUMNS if row.get(c) not in (None, "")), None)
     if answer_col is None:
-        raise DataError(f"{where}: no answer column (expected one of {ANSWER_COLUMNS})")
+        raise DataError(f"{where}: no reference answer (fields {ANSWER_COLUMNS} missing or empty)")
     answer = _text(row[answer_col], f"{where}, field {answer_col!r}")
 
     options = row.get("options") or []

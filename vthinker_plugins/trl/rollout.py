@@ -155,6 +155,14 @@ def expected_image_tokens(image_grid_thw: torch.Tensor | None, merge_size: int) 
     return [int(row.prod().item()) // (merge_size**2) for row in image_grid_thw]
 
 
+def never_sampled_ids(tokenizer: Any) -> list[int]:
+    """Vision and turn-opening token ids of this tokenizer (those it has)."""
+    from vthinker_plugins.tiny_model import suppressed_token_ids
+
+    unk = getattr(tokenizer, "unk_token_id", None)
+    return sorted({i for i in suppressed_token_ids(tokenizer) if i is not None and i != unk})
+
+
 class TransformersGenerator:
     """Batched ``model.generate`` with left padding, stop strings and the rollouts' images.
 
@@ -179,6 +187,7 @@ class TransformersGenerator:
         self.stop_strings = list(stop_strings)
         self.logits_processors = logits_processors
         self.image_token_id = getattr(processor, "image_token_id", None)
+        self.never_sample = never_sampled_ids(self.tokenizer)
 
     def __call__(self, jobs: Sequence[GenerationJob]) -> list[GeneratedTokens]:
         from transformers import LogitsProcessorList, StoppingCriteriaList
@@ -209,6 +218,9 @@ class TransformersGenerator:
         config.temperature = first.temperature if first.temperature > 0 else 1.0
         config.do_sample = first.temperature > 0
         config.top_p = first.top_p
+        # Vision and turn-opening tokens must never be sampled: a stray image token would break
+        # the image-token/feature correspondence of the training forward pass.
+        config.suppress_tokens = sorted(set(_as_list(config.suppress_tokens)) | set(self.never_sample))
         extra = LogitsProcessorList(
             self.logits_processors([j.request for j in jobs], width) if self.logits_processors else []
         )
@@ -283,7 +295,7 @@ class VLLMColocateGenerator:
     ) -> None:
         self.llm = llm
         self.processor = processor
-        self.sampling = dict(sampling)
+        self.sampling = {"logit_bias": dict.fromkeys(never_sampled_ids(processor.tokenizer), -100.0), **sampling}
         self.stop_strings = list(stop_strings)
 
     def __call__(self, jobs: Sequence[GenerationJob]) -> list[GeneratedTokens]:
@@ -333,7 +345,7 @@ class VLLMServerGenerator:
     ) -> None:
         self.client = client
         self.processor = processor
-        self.sampling = dict(sampling)
+        self.sampling = {"logit_bias": dict.fromkeys(never_sampled_ids(processor.tokenizer), -100.0), **sampling}
         self.place_features = place_features
         self.stop_strings = list(stop_strings)
         self.image_token_id = processor.image_token_id

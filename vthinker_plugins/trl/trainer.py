@@ -136,6 +136,8 @@ class VThinkerGRPOTrainer(GRPOTrainer):
             if stage == 3:
                 # Ranks run different numbers of rounds; ZeRO-3 forwards would deadlock on their collectives.
                 raise ValueError("multi-turn rollouts under ZeRO-3 need ds3_gather_for_generation=True or use_vllm")
+        if args.freeze_vision_tower:
+            self._freeze_vision_tower()
         self._user_tools = self.tools
         self._gen_model: Any = None
         self.sandbox = sandbox if sandbox is not None else self._make_sandbox(args)
@@ -161,6 +163,16 @@ class VThinkerGRPOTrainer(GRPOTrainer):
         self.last_rollout_stats: dict[str, float] = {}
 
     # ------------------------------------------------------------------ construction helpers
+
+    def _freeze_vision_tower(self) -> None:
+        """ViT frozen, projector (the merger) and LLM trained, as in V-Thinker's RL stage."""
+        frozen = 0
+        for name, param in self.model.named_parameters():
+            if ".visual." in f".{name}" and ".merger." not in name:
+                param.requires_grad_(False)
+                frozen += 1
+        if not frozen:
+            logger.warning("freeze_vision_tower: no vision-tower parameters found (names without 'visual.')")
 
     @staticmethod
     def _make_sandbox(args: VThinkerGRPOConfig) -> Any:
