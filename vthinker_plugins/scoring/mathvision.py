@@ -112,10 +112,6 @@ def _after_phrases(text: str) -> str:
     return text
 
 
-def _split_pieces(text: str, marker: str) -> list[str]:
-    return text.split(marker)
-
-
 def _brace_sqrt(text: str) -> str:
     """``\\sqrt3`` → ``\\sqrt{3}`` (one character after ``\\sqrt`` becomes its argument)."""
     head, *pieces = text.split("\\sqrt")
