@@ -262,7 +262,12 @@ def main(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = out / RESULTS_FILE
 
-    samples = load_benchmark(benchmark, data=data, split=args.split, limit=args.limit)
+    from vthinker_plugins.data.sources import DataError
+
+    try:
+        samples = load_benchmark(benchmark, data=data, split=args.split, limit=args.limit)
+    except DataError as exc:  # bad input is the user's to fix: a message, not a traceback
+        raise SystemExit(f"vthinker run: bad data: {exc}") from None
     if args.max_rounds is not None:
         for s in samples:
             s.max_rounds = args.max_rounds

@@ -135,6 +135,11 @@ def test_bad_arguments_fail_clearly(tmp_path, vthinker_cmd, cli_env, vtbench_fil
     proc = subprocess.run([*vthinker_cmd, "run", "--benchmark", "mathvision-testmini"], env=cli_env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "--model is required" in proc.stderr
+    proc = subprocess.run([*vthinker_cmd, "run", "--benchmark", "mathvision", "--data", str(tmp_path / "nowhere"),
+                           "--model", "reference"], env=cli_env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0 and "bad data" in proc.stderr and "nowhere" in proc.stderr
+    assert "Traceback" not in proc.stderr
     # Resuming into a folder of another run's results is refused instead of mixing them.
     base = [*vthinker_cmd, "run", "--benchmark", "vtbench-reasoning", "--data", str(vtbench_file),
             "--output", str(tmp_path / "o"), "--no-report"]
