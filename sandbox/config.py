@@ -19,6 +19,9 @@ class SandboxConfig:
     max_output_bytes: int = 64 << 20
     max_stdout_bytes: int = 1 << 20
     max_open_files: int = 256
+    # Total size and entry count of a cell's writable folders (output + scratch), checked every 0.2 s.
+    disk_bytes: int = 256 << 20
+    max_dir_entries: int = 4096
     workers: int | None = None
     python: str | None = None
     isolation: str = "auto"

@@ -118,6 +118,7 @@ class WorkerHandle:
             "extra_ro": list(cfg.extra_ro_paths),
             "limits": {"wall": cfg.wall_time_s, "memory": cfg.memory_bytes, "fsize": cfg.file_size_bytes,
                        "nofile": cfg.max_open_files, "stdout": cfg.max_stdout_bytes,
+                       "disk": cfg.disk_bytes, "entries": cfg.max_dir_entries,
                        "nproc": cfg.max_threads * self.pool.config.n_workers + 64},
         }
         argv = [cfg.interpreter, "-I", "-B", "-c", BOOT, PKG_PARENT, json.dumps(args)]
@@ -167,9 +168,9 @@ class WorkerHandle:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        # The whole tree, parents first: bwrap's namespace init sits in its own session, and killing a
-        # PID namespace's init takes every process inside with it.
-        for pid in process_tree(proc.pid):
+        # The whole tree (bwrap's namespace init sits in its own session, out of reach of killpg), deepest
+        # first, so each parent is still alive to reap its child; our direct child goes last and we reap it.
+        for pid in reversed(process_tree(proc.pid)[1:]):
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
@@ -180,9 +181,13 @@ class WorkerHandle:
             except OSError:
                 pass
         try:
-            proc.wait(5)
+            proc.wait(1)  # bwrap and our supervisor exit on their own once their child is gone
         except subprocess.TimeoutExpired:
-            pass
+            try:
+                proc.kill()
+                proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
 
     def stop(self) -> None:
         proc = self.proc

@@ -22,6 +22,7 @@ from . import cell, fsview, landlock, protocol, seccomp
 
 NOBODY = 65534
 RESULT_CAP = 1 << 20
+QUOTA_CHECK_S = 0.2
 
 
 @dataclass
@@ -302,7 +303,29 @@ class Worker:
         return not p.poll(0)
 
     # ---- one cell -----------------------------------------------------------------------------------
-    def _collect(self, child: Child, timeout: float, once: bool) -> dict[str, Any]:
+    def _over_quota(self, dirs: dict[str, str]) -> bool:
+        """Bytes and entries under the cell's writable folders (RLIMIT_FSIZE caps files, not their sum)."""
+        total, entries, todo = 0, 0, [dirs["out"], dirs["tmp"]]
+        while todo:
+            try:
+                it = os.scandir(todo.pop())
+            except OSError:
+                continue
+            with it:
+                for e in it:
+                    entries += 1
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    total += st.st_blocks * 512
+                    if e.is_dir(follow_symlinks=False):
+                        todo.append(e.path)
+                    if total > self.limits["disk"] or entries > self.limits["entries"]:
+                        return True
+        return False
+
+    def _collect(self, child: Child, timeout: float, once: bool, dirs: dict[str, str]) -> dict[str, Any]:
         cap = self.limits["stdout"]
         bufs = {child.out_r: bytearray(), child.err_r: bytearray()}
         truncated = False
@@ -347,12 +370,20 @@ class Worker:
                     if len(data) > max(room, 0):
                         truncated = True
 
+        over_quota = False
+        next_check = time.monotonic() + QUOTA_CHECK_S
         while True:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 timed_out = True
                 break
-            for fd, _ in poller.poll(left * 1000):
+            if now >= next_check:
+                next_check = now + QUOTA_CHECK_S
+                if self._over_quota(dirs):
+                    over_quota = True
+                    break
+            for fd, _ in poller.poll(min(left, QUOTA_CHECK_S) * 1000):
                 if fd == child.pidfd:
                     exited = True
                 else:
@@ -368,6 +399,9 @@ class Worker:
                         drain(fd)
                 break
         status = usage = None
+        if over_quota or (result is not None and once and self._over_quota(dirs)):
+            over_quota = True
+            exited = True  # reaped below; the verdict is the quota, whatever the cell reported
         if exited or timed_out:
             status, usage = self._reap(child)
         elif once:
@@ -380,12 +414,16 @@ class Worker:
             self.dying.append(child)
         return {"stdout": bytes(bufs[child.out_r]).decode("utf-8", "replace"),
                 "stderr": bytes(bufs[child.err_r]).decode("utf-8", "replace"),
-                "truncated": truncated, "result": result, "timed_out": timed_out,
+                "truncated": truncated, "result": result, "timed_out": timed_out, "over_quota": over_quota,
                 "exit": status, "dead": exited or timed_out or once,
                 "cpu_s": None if usage is None else usage.ru_utime + usage.ru_stime}
 
     def _classify(self, c: dict[str, Any], timeout: float) -> tuple[str, dict[str, Any] | None]:
         err = (c["result"] or {}).get("error") if isinstance(c["result"], dict) else None
+        if c.get("over_quota"):
+            quota = f"{self.limits['disk'] >> 20} MiB or {self.limits['entries']} entries"
+            return "limit_exceeded", {"type": "LimitExceeded",
+                                      "message": f"the cell's folders exceeded {quota}"}
         if c["timed_out"]:
             return "timeout", {"type": "TimeoutError",
                                "message": f"cell exceeded the {timeout:g} s wall-clock limit"}
@@ -425,6 +463,7 @@ class Worker:
             self.spare = None
             if child is None:
                 child = self._fork(self.cell_dirs, self.ruleset_fd, once=True)
+            dirs = self.cell_dirs
             once = True
         else:
             if sid not in self.sessions:
@@ -445,7 +484,7 @@ class Worker:
         except OSError:
             pass  # the child died; _collect sees it
         child.cells += 1
-        c = self._collect(child, timeout, once)
+        c = self._collect(child, timeout, once, dirs)
         status, err = self._classify(c, timeout)
         if sid is not None and c["dead"]:
             self.sessions[sid] = (None, self.sessions[sid][1], self.sessions[sid][2])

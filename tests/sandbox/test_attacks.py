@@ -419,3 +419,23 @@ def test_no_stray_processes_after_attacks(any_sb: Sandbox) -> None:
     time.sleep(0.2)
     for w in any_sb._pool.workers:
         assert len(descendants(w.proc.pid)) <= 3, descendants(w.proc.pid)  # bwrap adds its own init
+
+
+def test_disk_filling(any_sb: Sandbox) -> None:
+    # Many files, each under the per-file limit: the folder quota stops it long before the wall clock.
+    code = (
+        "block = b'\\1' * (32 << 20)\n"
+        "for i in range(200):\n"
+        "    with open(os.path.join(os.environ['TMPDIR'], f'f{i}'), 'wb') as f:\n"
+        "        f.write(block)\n"
+        "print('WROTE', i)\n"
+    )
+    t0 = time.monotonic()
+    r = any_sb.run(code, timeout=20)
+    assert r.status == CellStatus.LIMIT_EXCEEDED and "WROTE" not in r.stdout, _text(r)
+    assert time.monotonic() - t0 < 10
+    r = any_sb.run("for i in range(5000): open(os.path.join(output_dir, f'{i}.txt'), 'w').close()")
+    assert r.status == CellStatus.LIMIT_EXCEEDED, _text(r)
+    w = any_sb._pool.workers[0]
+    assert all(not os.listdir(p) for p in w.cell_dirs.values())
+    assert_serves(any_sb)
