@@ -107,8 +107,21 @@ class VThinker(lmms):
         super().__init__()
         from vthinker_plugins.backends import make_backend
 
+        # Several processes (accelerate launch): each takes its share of docs, on its own GPU.
+        local_rank = 0
+        try:
+            from accelerate import PartialState
+
+            state = PartialState()
+            self._rank, self._world_size = state.process_index, state.num_processes
+            local_rank = state.local_process_index
+        except Exception:  # noqa: BLE001 - single process without accelerate state
+            self._rank, self._world_size = 0, 1
+
         self.spec = _backend_spec(str(pretrained), backend)
         is_local_model = not self.spec.startswith(("openai:", "vllm:")) and self.spec != "reference"
+        if device is None and is_local_model and self._world_size > 1:
+            device = f"cuda:{local_rank}"
         if device is not None and is_local_model:
             backend_options.setdefault("device", device)
         self.backend = make_backend(self.spec, **backend_options)
@@ -131,15 +144,6 @@ class VThinker(lmms):
         self.resume = bool(resume) and image_dir is not None
         self.image_dir = records.activate(image_dir if image_dir is not None else _default_image_dir())
         logger.info(f"vthinker: backend {self.spec}; trajectories and images under {self.image_dir}")
-
-        # Several processes (accelerate launch): each takes its share of docs.
-        try:
-            from accelerate import PartialState
-
-            state = PartialState()
-            self._rank, self._world_size = state.process_index, state.num_processes
-        except Exception:  # noqa: BLE001 - single process without accelerate state
-            self._rank, self._world_size = 0, 1
 
     # ------------------------------------------------------------------ requests -> samples
 
