@@ -126,8 +126,24 @@ def reencode(data: bytes, max_pixels: int) -> tuple[bytes, int, int]:
         raise RejectedImage(f"{type(e).__name__}: {e}") from None
 
 
-def _read_regular(path: str, budget: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+def _open_beneath(root: str, rel: str) -> int:
+    """Open root/rel without following any symlink on the way (a live session child could swap one in)."""
+    parts = [p for p in rel.split(os.sep) if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise RejectedImage("path outside the output folder")
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for comp in parts[:-1]:
+            nxt = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        return os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _read_regular(root: str, rel: str, budget: int) -> bytes:
+    fd = _open_beneath(root, rel)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -211,7 +227,7 @@ def collect(out_dir: str, stdout: str, *, max_images: int, max_bytes: int, max_p
             break
         name = os.path.relpath(path, out_dir)
         try:
-            data = _read_regular(path, budget)
+            data = _read_regular(out_dir, name, budget)
             budget -= len(data)
             if data.startswith(PNG_SIG) and not reencode_png:
                 png, w, h = sanitize_png(data, max_pixels)
