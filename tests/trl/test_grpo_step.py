@@ -89,6 +89,9 @@ def test_step_trains_on_multi_turn_rollouts(trained):
     assert math.isfinite(result.training_loss)
     changed = [n for n, p in trainer.model.named_parameters() if n in before and not torch.equal(p, before[n])]
     assert any("lm_head" in n for n in changed) and any("layers" in n for n in changed)
+    # The ViT is frozen, the projector (merger) trains, as in the paper's RL stage.
+    assert any("visual.merger" in n for n in changed)
+    assert not any("visual.blocks" in n or "patch_embed" in n for n in before)
     logs = trainer.state.log_history[0]
     assert logs["tools/calls_per_rollout"] == pytest.approx(5 / 4)
     assert logs["tools/error_rate"] == pytest.approx(2 / 5)

@@ -1,0 +1,73 @@
+"""The RL dataset adapter on hub-shaped and MathVision rows, and the real `vthinker grpo` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vthinker_plugins.data.sources import DataError
+from vthinker_plugins.protocol import DEFAULT_PROMPTS
+from vthinker_plugins.trl.data import load_rl_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_v_interaction_rows_become_trl_prompts(rl_parquet):
+    ds = load_rl_dataset(rl_parquet)
+    assert len(ds) == 4
+    row = ds[2]
+    assert row["answer"] == "4" and row["id"] == "q2" and len(row["images"]) == 1
+    system, user = row["prompt"]
+    assert system["content"][0]["text"] == DEFAULT_PROMPTS.system
+    assert user["content"][0] == {"type": "image"}
+    assert "How many sides does shape 2 have?" in user["content"][1]["text"]
+
+
+def test_mathvision_rows_with_relative_images_and_options(mathvision_dir):
+    ds = load_rl_dataset(mathvision_dir / "testmini.jsonl", limit=5)
+    rows = [ds[i] for i in range(len(ds))]
+    assert all(r["images"][0].size[0] > 0 for r in rows)  # images/N.jpg resolved against the data folder
+    with_options = [r for r in rows if r["options"]]
+    assert with_options and all(r["answer"] in "ABCDE" for r in with_options)
+
+
+def test_bad_rows_name_the_row_and_field(tmp_path, mathvision_dir):
+    bad = tmp_path / "bad.jsonl"
+    rows = [json.loads(line) for line in (mathvision_dir / "testmini.jsonl").read_text().splitlines()[:3]]
+    rows[1]["image"] = "images/does-not-exist.jpg"
+    rows[2]["answer"] = ""
+    bad.write_text("\n".join(json.dumps(r) for r in rows))
+    ds = load_rl_dataset(bad, image_base_dir=mathvision_dir)
+    assert ds[0]["answer"]
+    with pytest.raises(DataError, match=r"row 1, field 'image'.*does not exist"):
+        ds[1]
+    with pytest.raises(DataError, match=r"row 2: no reference answer"):
+        ds[2]
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text(json.dumps({"question": "q", "answer": "1"}))
+    with pytest.raises(DataError, match="missing columns: one of \\('images', 'image'\\)"):
+        load_rl_dataset(missing)
+
+
+def test_vthinker_grpo_command_runs_the_smoke_recipe(tiny_model_dir, mathvision_dir, tmp_path):
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "vthinker_plugins.cli", "grpo",
+        "--config", str(ROOT / "recipes" / "grpo_cpu_smoke.yaml"),
+        "--model_name_or_path", str(tiny_model_dir),
+        "--dataset", str(mathvision_dir / "testmini.jsonl"),
+        "--output_dir", str(out),
+        "--max_steps", "1",
+        "--max_completion_length", "24",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "model.safetensors").exists() and (out / "config.json").exists()
+    assert "'tools/calls_per_rollout'" in proc.stdout + proc.stderr
+    assert "'rewards/accuracy/mean'" in proc.stdout + proc.stderr
