@@ -80,6 +80,11 @@ class JudgeServer:
         self.httpd.server_close()
 
     def reset(self) -> None:
+        # Requests a client gave up on (timeouts) may still be sleeping here: let them end first,
+        # so that counts and max_in_flight belong to the next test alone.
+        deadline = time.monotonic() + 10
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
         with self.lock:
             self.requests.clear()
             self.counts.clear()
