@@ -8,7 +8,8 @@ controls its own behaviour:
 - ``MODE:score`` — "Score: 1" after some prose; ``MODE:json`` — ``{"score": 0}``;
 - ``MODE:think`` — a ``<think>`` block mentioning 0, then "1";
 - ``MODE:flaky`` — HTTP 500 on the first two requests of that prompt, then "1";
-- ``MODE:down`` — always HTTP 500; ``MODE:slow`` — sleeps past the client timeout;
+- ``MODE:down`` — always HTTP 500; ``MODE:unknown_model`` — HTTP 404 (as vLLM for a wrong model name);
+- ``MODE:slow`` — sleeps ``slow_seconds`` (past the client timeout in the timeout tests);
 - ``MODE:garbage`` — prose without a verdict; ``MODE:garbage_once`` — prose first, then "0";
 - ``MODE:same`` — for image prompts: "1" when the [Generated] and [Ground Truth] images are
   pixel-identical, else "0" (the server really decodes the images).
@@ -114,6 +115,8 @@ class JudgeServer:
                                   "labels": [p["text"] for p in parts if p.get("type") == "text"][:3]})
         if mode in ("down",) or (mode == "flaky" and n <= 2):
             return 500, {"error": {"message": "internal error", "type": "server_error"}}
+        if mode == "unknown_model":
+            return 404, {"error": {"message": "The model `judge-model` does not exist.", "type": "NotFoundError"}}
         if mode == "slow":
             time.sleep(self.slow_seconds)
             return _reply("1")

@@ -78,6 +78,13 @@ def test_persistent_500_fails_and_is_counted(fresh_server):
     assert judge.stats["failed"] == 1
 
 
+def test_client_errors_fail_without_retries(fresh_server):
+    judge = make_judge(fresh_server, retries=3)
+    result = run(judge.judge_answer("MODE:unknown_model q", "1", "1"))
+    assert result.status == "failed" and result.attempts == 1 and "NotFound" in result.error
+    assert fresh_server.calls("unknown_model") == 1
+
+
 def test_timeout_is_retried_then_fails(fresh_server):
     fresh_server.slow_seconds = 1.5
     judge = make_judge(fresh_server, retries=1, timeout=0.3)

@@ -232,7 +232,8 @@ class Judge:
         api_key: defaults to ``OPENAI_API_KEY``, else a placeholder (vLLM ignores it).
         concurrency: most requests in flight at once.
         timeout: seconds per request.
-        retries: further attempts after a failed one (HTTP error, timeout, malformed reply).
+        retries: further attempts after a failed one (HTTP 5xx/408/429, connection error, timeout,
+            malformed reply); other 4xx answers (bad key, unknown model) fail at once.
         cache_path: JSONL file caching successful verdicts across runs; ``None`` = no cache.
         prompt_files: task (``perception``/``instruction``/``answer``/``consistency``) -> text file
             replacing that task's default prompt (e.g. the official VTBench prompt).
@@ -441,6 +442,9 @@ class Judge:
                 name = type(exc).__name__
                 self._count("timeout" if "Timeout" in name else "http_error")
                 error = f"{name}: {str(exc)[:300]}"
+                status = getattr(exc, "status_code", None)
+                if isinstance(status, int) and 400 <= status < 500 and status not in (408, 409, 429):
+                    break  # bad key, unknown model, malformed request: retrying cannot help
                 continue
             value = parse_judgement(raw)
             if value is None:
@@ -453,4 +457,4 @@ class Judge:
             self._count("ok")
             return JudgeResult(value=value, status="ok", raw=raw, attempts=attempt + 1)
         self._count("failed")
-        return JudgeResult(value=None, status="failed", raw=raw, error=error, attempts=self.retries + 1)
+        return JudgeResult(value=None, status="failed", raw=raw, error=error, attempts=attempt + 1)
