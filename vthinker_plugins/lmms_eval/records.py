@@ -37,9 +37,15 @@ def folder_for(root: str | Path, key: str) -> Path:
     return Path(root) / safe_name(key)
 
 
+#: What scoring needs from a record; the rest (round texts, timings) stays on disk only.
+_KEPT_FIELDS = ("text", "answer", "generated_images", "record", "error", "n_tool_calls")
+
+
 def register(key: str, record: dict[str, Any]) -> None:
+    """Remember the record of ``key`` for this process (only the fields scoring reads)."""
+    slim = {name: record.get(name) for name in _KEPT_FIELDS}
     with _lock:
-        _records[key] = record
+        _records[key] = slim
 
 
 def lookup(key: str | None) -> dict[str, Any] | None:

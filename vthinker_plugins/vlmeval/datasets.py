@@ -59,6 +59,16 @@ def _b64_png(image: Image.Image) -> str:
     return base64.b64encode(image_to_png(image)).decode("ascii")
 
 
+def _b64_compact(image: Image.Image) -> str:
+    """Photos and scans that came as JPEG stay JPEG (a PNG of MathVision test is ~4x larger); the
+    rest is PNG. Only for images no pixel metric looks at."""
+    if getattr(image, "format", None) != "JPEG":
+        return _b64_png(image)
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=95)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def _b64_image(value: str, where: str) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(base64.b64decode(value)))
@@ -116,7 +126,7 @@ def write_mathvision_tsv(
             "index": i,
             "id": sample.id,
             "sample_id": sample.id,
-            "image": _b64_png(sample.images[0]),
+            "image": _b64_compact(sample.images[0]),
             "question": sample.question,
             "answer": sample.answer,
             "options": json.dumps(sample.options, ensure_ascii=False),
