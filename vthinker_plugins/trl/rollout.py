@@ -292,14 +292,19 @@ class VLLMColocateGenerator:
         processor: Any,
         sampling: dict[str, Any],
         stop_strings: Sequence[str] = RL_STOP_STRINGS,
+        sampling_params_cls: Any = None,
     ) -> None:
         self.llm = llm
+        self.sampling_params_cls = sampling_params_cls
         self.processor = processor
         self.sampling = {"logit_bias": dict.fromkeys(never_sampled_ids(processor.tokenizer), -100.0), **sampling}
         self.stop_strings = list(stop_strings)
 
     def __call__(self, jobs: Sequence[GenerationJob]) -> list[GeneratedTokens]:
-        from vllm import SamplingParams
+        if self.sampling_params_cls is not None:
+            SamplingParams = self.sampling_params_cls
+        else:
+            from vllm import SamplingParams
 
         prompts, params = [], []
         for job in jobs:

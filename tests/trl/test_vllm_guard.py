@@ -1,0 +1,106 @@
+"""The vLLM generation paths' request building and their guard against TRL issue #6294.
+
+vLLM cannot be installed on these CPU machines, so the engine and the server are stood in
+for by small fakes; the processor, token ids and images are real.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from grpo_helpers import make_image
+
+from vthinker_plugins.loop import GenerationRequest
+from vthinker_plugins.protocol import DEFAULT_PROMPTS
+from vthinker_plugins.trl.rollout import (
+    GenerationJob,
+    PromptMismatchError,
+    SegmentEncoder,
+    VLLMColocateGenerator,
+    VLLMServerGenerator,
+    check_vllm_prompt,
+    image_token_runs,
+)
+
+
+@pytest.fixture(scope="module")
+def job(tiny_model_dir):
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    image = make_image(0)
+    user = DEFAULT_PROMPTS.user_prompt("How many sides?", 1)
+    seg = SegmentEncoder(processor).prompt(DEFAULT_PROMPTS.system, user, [image])
+    request = GenerationRequest(key="r0#0", system=DEFAULT_PROMPTS.system, user=user, assistant_prefix="",
+                                images=[image], max_new_tokens=7, temperature=1.0, top_p=0.9)
+    return processor, GenerationJob(request, seg.ids, [image], seg.pixel_values, seg.image_grid_thw, 7)
+
+
+class FakeLLM:
+    """Echoes prompts the way vLLM reports them; ``expand`` re-expands image tokens (issue #6294)."""
+
+    def __init__(self, image_token_id: int, expand: int = 0) -> None:
+        self.image_token_id, self.expand, self.seen = image_token_id, expand, []
+
+    def generate(self, prompts, sampling_params, use_tqdm=False):
+        self.seen.append((prompts, sampling_params))
+        outs = []
+        for prompt in prompts:
+            ids = []
+            for tok in prompt["prompt_token_ids"]:
+                ids += [tok] * (1 + self.expand if tok == self.image_token_id else 1)
+            lp = [{5: SimpleNamespace(logprob=-0.5)}, {6: SimpleNamespace(logprob=-1.5)}]
+            outs.append(SimpleNamespace(prompt_token_ids=ids,
+                                        outputs=[SimpleNamespace(token_ids=[5, 6], logprobs=lp)]))
+        return outs
+
+
+def test_colocate_builds_token_prompts_with_images_and_stops(job):
+    processor, gen_job = job
+    llm = FakeLLM(processor.image_token_id)
+    generator = VLLMColocateGenerator(llm, processor, {"top_k": 0}, sampling_params_cls=dict)
+    (out,) = generator([gen_job])
+    assert out.ids == [5, 6] and out.logprobs == [-0.5, -1.5]
+    (prompt,), (params,) = llm.seen[0]
+    assert prompt["prompt_token_ids"] == gen_job.ids and prompt["multi_modal_data"]["image"] is gen_job.images[0]
+    assert params["max_tokens"] == 7 and params["stop"] == ["</code>"] and params["include_stop_str_in_output"]
+    assert params["temperature"] == 1.0 and params["top_p"] == 0.9 and params["logprobs"] == 0
+    assert processor.image_token_id in params["logit_bias"]  # vision tokens are never sampled
+
+
+def test_colocate_refuses_re_expanded_image_tokens(job):
+    processor, gen_job = job
+    generator = VLLMColocateGenerator(FakeLLM(processor.image_token_id, expand=1), processor, {},
+                                      sampling_params_cls=dict)
+    with pytest.raises(PromptMismatchError, match="6294"):
+        generator([gen_job])
+    with pytest.raises(PromptMismatchError, match="first difference at position 2"):
+        check_vllm_prompt([1, 2, 3], [1, 2, 4, 5], "k")
+
+
+class FakeServer:
+    def __init__(self, lengths):
+        self.lengths, self.calls = lengths, []
+
+    def image_features(self, images):
+        return [{"mm_placeholders": {"image": [{"offset": 0, "length": n} for n in self.lengths]}} for _ in images]
+
+    def generate(self, **kwargs):
+        self.calls.append(kwargs)
+        return {"prompt_ids": kwargs["prompts"], "completion_ids": [[7, 8]] * len(kwargs["prompts"]),
+                "logprobs": [[[-0.1], [-0.2]]] * len(kwargs["prompts"])}
+
+
+def test_server_checks_image_token_counts(job):
+    processor, gen_job = job
+    runs = image_token_runs(gen_job.ids, processor.image_token_id)
+    placed = []
+    server = FakeServer(runs)
+    generator = VLLMServerGenerator(server, processor, {}, lambda f, ids: placed.append(ids) or f)
+    (out,) = generator([gen_job])
+    assert out.ids == [7, 8] and out.logprobs == [-0.1, -0.2] and placed == [gen_job.ids]
+    assert server.calls[0]["max_tokens"] == 7 and server.calls[0]["generation_kwargs"]["stop"] == ["</code>"]
+    bad = VLLMServerGenerator(FakeServer([runs[0] * 4]), processor, {}, lambda f, ids: f)
+    with pytest.raises(PromptMismatchError, match="server expands the images"):
+        bad([gen_job])
