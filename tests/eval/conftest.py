@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import ANSWER_ROUND, DRAW_ROUND, Run, run_command
+from harness import ANSWER_ROUND, DRAW_ROUND, Run, judge_server, run_command
 
 
 @pytest.fixture(scope="session")
@@ -95,10 +95,15 @@ def vlmeval_run(
     write_vtbench_tsv(str(harness_env["VTHINKER_VTBENCH_DATA"]), lmudata / "VTBench.tsv")
     env = dict(harness_env, LMUData=str(lmudata))
     env.pop("VTHINKER_VTBENCH_DATA")
-    cmd = [
-        str(main_bin / "vthinker"), "vlmeval", "--data", "VTBench", "VThinker_MathVision_MINI",
-        "--model", "V-Thinker-tiny",
-        "--vthinker-model", f"V-Thinker-tiny={tiny_model_dir},device=cpu,script={draw_script}",
-        "--work-dir", str(cwd / "outputs"), "--limit", "4",
-    ]
-    return run_command(cmd, env, cwd)
+    with judge_server("1") as (url, calls):
+        # VLMEvalKit's own judge arguments reach our judge (a real HTTP server; it always says 1).
+        cmd = [
+            str(main_bin / "vthinker"), "vlmeval", "--data", "VTBench", "VThinker_MathVision_MINI",
+            "--model", "V-Thinker-tiny",
+            "--vthinker-model", f"V-Thinker-tiny={tiny_model_dir},device=cpu,script={draw_script}",
+            "--work-dir", str(cwd / "outputs"), "--limit", "4",
+            "--judge", "judge-vl", "--judge-base-url", url, "--judge-key", "x",
+        ]
+        run = run_command(cmd, env, cwd)
+    run.judge_calls = list(calls)
+    return run

@@ -7,7 +7,7 @@ import json
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -29,6 +29,7 @@ class Run:
     out: Path
     returncode: int
     log: str
+    judge_calls: list[dict] = field(default_factory=list)
 
 
 def run_command(cmd: list[str], env: dict[str, str], cwd: Path, timeout: int = 300) -> Run:

@@ -42,8 +42,13 @@ def test_evaluation_writes_scores(vlmeval_run: Run) -> None:
     vtbench = json.loads((pred_dir / f"{MODEL}_VTBench_vthinker_score.json").read_text())
     # --limit 4 on the combined dataset: row 0's three tasks and row 1's perception item.
     assert vtbench["reasoning"]["accuracy_pct"] == 100.0
-    assert vtbench["perception"]["n"] == 2 and vtbench["perception"]["pixel_n"] == 2
-    assert vtbench["perception"]["accuracy_pct"] == 0.0  # a stray line is not the requested marks
+    perception = vtbench["perception"]
+    assert perception["n"] == 2 and perception["pixel_n"] == 2 and perception["judge_ok"] == 2
+    # The judge (always "1") passes the drawings; the pixel metric sees a stray line, not the marks.
+    assert perception["accuracy_pct"] == 100.0 and perception["pixel_pass_rate"] == 0.0
+    assert perception["judge_pixel_agreement"] == 0.0 and perception["judge_failed"] == 0
+    # One judge call per drawing item (2 perception + 1 instruction), none for answers the rules accept.
+    assert len(vlmeval_run.judge_calls) == 3
     verdicts = pd.read_excel(pred_dir / f"{MODEL}_VTBench_vthinker_verdicts.xlsx")
     assert set(verdicts["category"]) == {"perception", "instruction", "reasoning"}
     for paths in verdicts["generated_images"]:

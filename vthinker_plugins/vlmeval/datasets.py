@@ -263,7 +263,6 @@ class _VThinkerDataset(ImageBaseDataset):
         concurrently). Writes ``<eval_file>_vthinker_verdicts.xlsx`` (one row per item, with the
         generated image paths) and ``<eval_file>_vthinker_score.json``; returns the summary."""
         from vthinker_plugins.scoring import score_samples
-        from vthinker_plugins.scoring.judge import Judge
         from vthinker_plugins.trajectory_files import load_images, load_record
 
         predictions = load(eval_file)
@@ -284,7 +283,7 @@ class _VThinkerDataset(ImageBaseDataset):
             image_paths = list((record or extra).get("generated_images") or [])
             items.append((sample, text, load_images(image_paths)))
             extras.append({"index": index, "category": line.get("category"), "generated_images": image_paths})
-        verdicts = score_samples(items, judge=Judge.from_env())
+        verdicts = score_samples(items, judge=judge_for(judge_kwargs))
         for verdict, extra in zip(verdicts, extras, strict=True):
             verdict.update(extra)
         table = pd.DataFrame([
@@ -306,6 +305,25 @@ class _VThinkerDataset(ImageBaseDataset):
             metrics = next(iter(per_task.values()))
             return {"Overall": metrics.get("accuracy_pct"), **metrics}
         return {task.removeprefix("vtbench_"): metrics for task, metrics in per_task.items()}
+
+
+def judge_for(judge_kwargs: dict[str, Any]) -> Any:
+    """The LMM judge: VLMEvalKit's ``--judge MODEL --judge-base-url URL [--judge-key KEY]`` when a base
+    URL was given, else the one configured by ``VTHINKER_JUDGE_*`` (or none: pixel metric and rules)."""
+    from vthinker_plugins.scoring.judge import Judge
+
+    api_base = judge_kwargs.get("api_base")
+    if not api_base:
+        return Judge.from_env()
+    base_url = str(api_base).removesuffix("/chat/completions")
+    options: dict[str, Any] = {"api_key": judge_kwargs.get("key")}
+    if judge_kwargs.get("timeout"):
+        options["timeout"] = float(judge_kwargs["timeout"])
+    if judge_kwargs.get("nproc"):
+        options["concurrency"] = int(judge_kwargs["nproc"])
+    if judge_kwargs.get("retry") is not None:
+        options["retries"] = int(judge_kwargs["retry"])
+    return Judge(base_url, str(judge_kwargs["model"]), **options)
 
 
 def _extra_records(value: Any) -> dict[str, Any]:
