@@ -25,7 +25,7 @@ MAX_TB_FRAMES = 40
 
 
 def harden(*, worker_pid: int, ruleset_fd: int | None, fds: dict[str, int], limits: dict[str, int],
-           use_seccomp: bool) -> None:
+           seccomp_template: bytes | None) -> None:
     """Apply the per-cell layer. Order matters: Landlock needs the ruleset fd we close afterwards."""
     os.setsid()  # own process group: the worker kills the whole group
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -48,8 +48,8 @@ def harden(*, worker_pid: int, ruleset_fd: int | None, fds: dict[str, int], limi
         resource.setrlimit(lim, (value, value))
     if limits.get("nproc"):
         resource.setrlimit(resource.RLIMIT_NPROC, (limits["nproc"], limits["nproc"]))
-    if use_seccomp:
-        seccomp.install(seccomp.build_filter(os.getpid()))
+    if seccomp_template is not None:
+        seccomp.install(seccomp.for_pid(seccomp_template, os.getpid()))
 
 
 def _format_error(exc: BaseException) -> dict[str, Any]:

@@ -10,8 +10,10 @@ The AST is rewritten in place, so line numbers in tracebacks stay the user's.
 from __future__ import annotations
 
 import ast
+import re
 
 CV_ALIASES = ("cv", "cv3", "cv4")
+_ASSIGN_HINT = re.compile(r"\bimage_path\s*=[^=]")
 
 
 class _ImagePathLiteral(ast.NodeTransformer):
@@ -28,8 +30,8 @@ class _ImagePathLiteral(ast.NodeTransformer):
 
 def compile_cell(code: str, image_path: str | None, filename: str = "<cell>"):
     """Parse, rewrite and compile one cell. SyntaxError propagates with the user's line numbers."""
-    tree = ast.parse(code, filename=filename, mode="exec")
-    if image_path is not None:
-        tree = _ImagePathLiteral(image_path).visit(tree)
+    if image_path is None or not _ASSIGN_HINT.search(code):
+        return compile(code, filename, "exec", dont_inherit=True)  # nothing to rewrite: skip the AST pass
+    tree = _ImagePathLiteral(image_path).visit(ast.parse(code, filename=filename, mode="exec"))
     ast.fix_missing_locations(tree)
     return compile(tree, filename, "exec", dont_inherit=True)

@@ -140,6 +140,22 @@ def build_filter(own_pid: int) -> bytes:
     return bytes(out)
 
 
+_TEMPLATE_PID = 0x7EADBEEF  # placeholder no real pid takes (pid_max <= 2**22)
+
+
+def template() -> bytes:
+    """The filter with a placeholder pid, assembled once in the worker; see for_pid()."""
+    return build_filter(_TEMPLATE_PID)
+
+
+def for_pid(tmpl: bytes, pid: int) -> bytes:
+    """Patch the cell's pid into a template: a byte replace instead of re-assembling after each fork."""
+    def k(v: int) -> bytes:
+        return struct.pack("<I", v & 0xFFFFFFFF)
+
+    return tmpl.replace(k(_TEMPLATE_PID), k(pid)).replace(k(-_TEMPLATE_PID), k(-pid))
+
+
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 

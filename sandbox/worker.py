@@ -147,6 +147,7 @@ class Worker:
         else:
             self.report["landlock"] = {"active": False, "reason": "kernel without Landlock (or disabled)"}
         self._drop_privileges(ro)
+        self.seccomp_template = seccomp.template() if seccomp.supported() else None
         self.report["seccomp"] = ({"active": True, "filter": "builtin BPF (x86_64)"} if seccomp.supported()
                                   else {"active": False, "reason": f"no filter for {sc.MACHINE}"})
         self.report["rlimits"] = {"active": True, "nproc": bool(self.nproc)}
@@ -236,7 +237,7 @@ class Worker:
                             fds={"out": out_w, "err": err_w, "cmd": cmd_r, "res": res_w},
                             limits={"as": self.limits["as"], "fsize": self.limits["fsize"],
                                     "nofile": self.limits["nofile"], "nproc": self.nproc},
-                            use_seccomp=seccomp.supported())
+                            seccomp_template=self.seccomp_template)
                 os.chdir(dirs["out"])
                 os.environ.clear()
                 os.environ.update({"HOME": dirs["tmp"], "TMPDIR": dirs["tmp"], "MPLCONFIGDIR": dirs["tmp"],

@@ -110,3 +110,7 @@ def test_input_names(tmp_path) -> None:
     names = write_inputs([png_bytes(), jpg.getvalue(), src, Image.new("L", (2, 2))], str(tmp_path))
     assert names == ["image_1.png", "image_2.jpg", "image_3.webp", "image_4.png"]
     assert oct((tmp_path / "image_1.png").stat().st_mode & 0o777) == "0o444"
+
+
+def test_seccomp_template_patch() -> None:
+    assert seccomp.for_pid(seccomp.template(), 31337) == seccomp.build_filter(31337)
