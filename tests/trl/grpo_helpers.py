@@ -22,18 +22,7 @@ HANG = "<code>\n```python\nimport time\ntime.sleep(30)\n```\n</code>"
 
 
 def scripted(processing_class, script):
-    """A rollout_logits_processors factory forcing each rollout's text with the project's
-    ScriptedLogitsProcessor; ``script`` maps rollout index -> list of round texts."""
-    from vthinker_plugins.backends.scripted import Script, ScriptedLogitsProcessor
+    """A rollout_logits_processors factory forcing rollout ``i`` to write ``script[i]`` (round texts)."""
+    from vthinker_plugins.trl.trainer import scripted_generation
 
-    tok = processing_class.tokenizer
-    plan = Script({f"rollout{i}": rounds for i, rounds in script.items()})
-
-    def factory(requests, prompt_length):
-        targets = []
-        for req in requests:
-            text = plan.text_for(req.sample.id if req.sample else None, req.assistant_prefix)
-            targets.append(None if text is None else tok.encode(text, add_special_tokens=False))
-        return [ScriptedLogitsProcessor(targets, prompt_length, tok.convert_tokens_to_ids("<|im_end|>"))]
-
-    return factory
+    return scripted_generation(processing_class, {f"rollout{i}": rounds for i, rounds in script.items()})

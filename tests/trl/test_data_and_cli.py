@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from grpo_helpers import DRAW
 
 from vthinker_plugins.data.sources import DataError
 from vthinker_plugins.protocol import DEFAULT_PROMPTS
@@ -71,3 +72,26 @@ def test_vthinker_grpo_command_runs_the_smoke_recipe(tiny_model_dir, mathvision_
     assert (out / "model.safetensors").exists() and (out / "config.json").exists()
     assert "'tools/calls_per_rollout'" in proc.stdout + proc.stderr
     assert "'rewards/accuracy/mean'" in proc.stdout + proc.stderr
+
+
+def test_two_processes_with_scripted_tool_rollouts(tiny_model_dir, mathvision_dir, tmp_path):
+    """`accelerate launch` with 2 CPU processes (gloo): every rank runs its own rollouts,
+    sandbox and tool images, and the metrics are gathered across ranks."""
+    script = tmp_path / "script.jsonl"
+    script.write_text(json.dumps({"id": "*", "rounds": ["<think>Draw.\n" + DRAW, "Seen.</think><answer>3</answer>"]}))
+    out = tmp_path / "run"
+    cmd = [
+        str(Path(sys.executable).parent / "accelerate"), "launch", "--cpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "vthinker_plugins.trl.grpo", "--config", str(ROOT / "recipes" / "grpo_cpu_smoke.yaml"),
+        "--model_name_or_path", str(tiny_model_dir), "--dataset", str(mathvision_dir / "testmini.jsonl"),
+        "--output_dir", str(out), "--max_steps", "1", "--max_completion_length", "400",
+        "--sandbox_workers", "1", "--rollout_script", str(script),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "'tools/calls_per_rollout': '1'" in log and "'tools/images_per_rollout': '1'" in log
+    assert "'rewards/format/mean': '1'" in log
+    assert (out / "model.safetensors").exists()

@@ -76,6 +76,26 @@ def split_prompt(messages: Sequence[dict[str, Any]], where: str) -> tuple[str, s
     return system, "".join(user), images
 
 
+def scripted_generation(processor: Any, script: Any) -> Callable[..., list[Any]]:
+    """A ``rollout_logits_processors`` factory that forces each rollout to follow ``script``
+    (a :class:`vthinker_plugins.backends.scripted.Script`, mapping or JSONL path; rollouts are
+    ``rollout0``, ``rollout1``... per process, ``"*"`` matches all). For tests and debugging."""
+    from vthinker_plugins.backends.scripted import Script, ScriptedLogitsProcessor
+
+    plan = Script.load(script)
+    tokenizer = processor.tokenizer
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+    def factory(requests: Sequence[Any], prompt_length: int) -> list[Any]:
+        targets = []
+        for req in requests:
+            text = plan.text_for(req.sample.id if req.sample is not None else None, req.assistant_prefix)
+            targets.append(None if text is None else tokenizer.encode(text, add_special_tokens=False))
+        return [ScriptedLogitsProcessor(targets, prompt_length, eos)]
+
+    return factory
+
+
 class VThinkerGRPOTrainer(GRPOTrainer):
     """GRPO whose rollouts write code, run it in the sandbox and see the images it draws.
 
@@ -151,6 +171,10 @@ class VThinkerGRPOTrainer(GRPOTrainer):
             persistent_state=args.persistent_state,
             concurrency=args.rollout_concurrency,
         )
+        if rollout_logits_processors is None and args.rollout_script:
+            if self.use_vllm:
+                raise ValueError("rollout_script needs transformers generation (use_vllm=False)")
+            rollout_logits_processors = scripted_generation(self.processing_class, args.rollout_script)
         self._rollout_logits_processors = rollout_logits_processors
         self.backend = PolicyBackend(
             self.processing_class,
