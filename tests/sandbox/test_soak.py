@@ -57,9 +57,24 @@ def _pool_pids(sb: Sandbox) -> list[int]:
     return out
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
 def _long_lived_pids(sb: Sandbox) -> list[int]:
-    """Processes that outlive cells: every node of the tree that has children (cells are leaves)."""
-    return [p for p in _pool_pids(sb) if descendants(p)]
+    """Processes that outlive cells: the launcher chain down to the worker (cells hang below it)."""
+    depth = {"bwrap": 2, "unshare": 1}.get(sb._pool.ns_tool or "", 0)  # levels above the worker
+    out = []
+    for w in sb._pool.workers:
+        level = [w.proc.pid]
+        for _ in range(depth + 1):
+            out += level
+            level = [c for p in level for c in _children(p)]
+    return out
 
 
 def test_soak() -> None:
