@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from sandbox import Sandbox, SandboxConfig
+from sandbox import Sandbox, SandboxConfig, SandboxUnavailable
 
 ATTACKS = {
     "kill_all": (
@@ -69,7 +69,11 @@ def main() -> None:
     isolation, tool = {"bwrap": ("namespaces", "bwrap"), "unshare": ("namespaces", "unshare"),
                        "process": ("process", "auto")}[mode]
     with Sandbox(SandboxConfig(workers=1, isolation=isolation, namespace_tool=tool, wall_time_s=5)) as sb:
-        worker_pid = sb.start()._pool.workers[0].proc.pid
+        try:
+            worker_pid = sb.start()._pool.workers[0].proc.pid
+        except SandboxUnavailable as e:
+            print(json.dumps({"unavailable": str(e)}))
+            return
         r = sb.run(ATTACKS[attack])
         out.update(status=r.status.value, stdout=r.stdout, stderr=r.stderr[-2000:])
         time.sleep(0.3)
