@@ -40,6 +40,12 @@ from vthinker_plugins.sample import Sample
 RL_STOP_STRINGS: tuple[str, ...] = (CODE_CLOSE,)
 
 
+#: Rust tokenizers raise "Already borrowed" when one thread encodes (which may reset padding and
+#: truncation) while another decodes; observations are encoded on the event loop while the
+#: worker thread generates and decodes, so every tokenizer call of a rollout goes through this.
+TOKENIZER_LOCK = threading.RLock()
+
+
 class PromptMismatchError(RuntimeError):
     """vLLM saw other prompt tokens than the processor produced (TRL issue #6294)."""
 
@@ -85,7 +91,8 @@ class SegmentEncoder:
         kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
         if images:
             kwargs["images"] = list(images)
-        enc = self.processor(**kwargs)
+        with TOKENIZER_LOCK:
+            enc = self.processor(**kwargs)
         return Segment(
             ids=enc["input_ids"][0].tolist(),
             pixel_values=enc.get("pixel_values") if images else None,
@@ -270,8 +277,9 @@ class StopOnStrings:
             return done
         for row in range(input_ids.shape[0]):
             tail = input_ids[row, start:].tolist()
-            text = self.tokenizer.decode(tail, skip_special_tokens=False)
-            before = self.tokenizer.decode(tail[:-1], skip_special_tokens=False)
+            with TOKENIZER_LOCK:
+                text = self.tokenizer.decode(tail, skip_special_tokens=False)
+                before = self.tokenizer.decode(tail[:-1], skip_special_tokens=False)
             # Only a stop string completed by the newest token counts.
             done[row] = any(s in text and text.count(s) > before.count(s) for s in self.stop_strings)
         return done
@@ -513,11 +521,12 @@ class PolicyBackend(Backend):
 
     def _output(self, job: GenerationJob, ids: list[int], logprobs: list[float] | None) -> GenerationOutput:
         state = self._state[job.request.key]
-        if ids and ids[-1] in self.eos_token_ids:
-            text = self.tokenizer.decode(ids[:-1], skip_special_tokens=True)
+        with TOKENIZER_LOCK:
+            ended = bool(ids) and ids[-1] in self.eos_token_ids
+            text = self.tokenizer.decode(ids[:-1] if ended else ids, skip_special_tokens=True)
+        if ended:
             reason = "eos"
         else:
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
             stripped = text.rstrip()
             if any(stripped.endswith(s) for s in self.stop_strings):
                 reason = "stop"
