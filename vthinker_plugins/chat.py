@@ -58,13 +58,22 @@ def _user_content(user: str) -> list[dict[str, str]]:
     return parts
 
 
-def build_prompt(processor: Any, system: str, user: str, assistant_prefix: str = "") -> str:
-    """Prompt text up to the point where the model continues its assistant turn."""
-    owner = _template_owner(processor)
-    messages = [
+def prompt_messages(system: str, user: str) -> list[dict[str, Any]]:
+    """The system and user turns as chat messages (``<image>`` placeholders become image parts).
+
+    :func:`build_prompt` renders exactly these; the GRPO dataset stores them as its ``prompt``
+    column so TRL's own rendering of a row equals the rollout's prompt.
+    """
+    return [
         {"role": "system", "content": [{"type": "text", "text": system}]},
         {"role": "user", "content": _user_content(user)},
     ]
+
+
+def build_prompt(processor: Any, system: str, user: str, assistant_prefix: str = "") -> str:
+    """Prompt text up to the point where the model continues its assistant turn."""
+    owner = _template_owner(processor)
+    messages = prompt_messages(system, user)
     text = owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return text + assistant_prefix.replace(IMAGE_PLACEHOLDER, image_markup(processor))
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vthinker_plugins.chat import prompt_messages
 from vthinker_plugins.data.sources import DataError, load_rows, to_image
-from vthinker_plugins.protocol import DEFAULT_PROMPTS, IMAGE_PLACEHOLDER, PromptSet
+from vthinker_plugins.protocol import DEFAULT_PROMPTS, PromptSet
 
 QUESTION_COLUMNS = ("question", "prompt")
 IMAGE_COLUMNS = ("images", "image")
@@ -33,21 +34,6 @@ ROW_COLUMN = "__row__"
 
 def _first_present(columns: list[str], candidates: tuple[str, ...]) -> str | None:
     return next((c for c in candidates if c in columns), None)
-
-
-def prompt_messages(system: str, user: str) -> list[dict[str, Any]]:
-    """Chat messages for a system text and a user text with ``<image>`` placeholders
-    (the same structure :func:`vthinker_plugins.chat.build_prompt` renders)."""
-    content: list[dict[str, Any]] = []
-    for i, piece in enumerate(user.split(IMAGE_PLACEHOLDER)):
-        if i:
-            content.append({"type": "image"})
-        if piece:
-            content.append({"type": "text", "text": piece})
-    return [
-        {"role": "system", "content": [{"type": "text", "text": system}]},
-        {"role": "user", "content": content},
-    ]
 
 
 def _text(value: Any, where: str) -> str:
