@@ -55,23 +55,32 @@ def test_bad_rows_name_the_row_and_field(tmp_path, mathvision_dir):
         load_rl_dataset(missing)
 
 
-def test_vthinker_grpo_command_runs_the_smoke_recipe(tiny_model_dir, mathvision_dir, tmp_path):
+def test_vthinker_grpo_command_runs_and_resumes(tiny_model_dir, mathvision_dir, tmp_path):
+    """`vthinker grpo` on the smoke recipe; a second run with more steps resumes from the checkpoint."""
     out = tmp_path / "run"
-    cmd = [
-        sys.executable, "-m", "vthinker_plugins.cli", "grpo",
-        "--config", str(ROOT / "recipes" / "grpo_cpu_smoke.yaml"),
-        "--model_name_or_path", str(tiny_model_dir),
-        "--dataset", str(mathvision_dir / "testmini.jsonl"),
-        "--output_dir", str(out),
-        "--max_steps", "1",
-        "--max_completion_length", "24",
-    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (out / "model.safetensors").exists() and (out / "config.json").exists()
-    assert "'tools/calls_per_rollout'" in proc.stdout + proc.stderr
-    assert "'rewards/accuracy/mean'" in proc.stdout + proc.stderr
+
+    def run(steps: int) -> str:
+        cmd = [
+            sys.executable, "-m", "vthinker_plugins.cli", "grpo",
+            "--config", str(ROOT / "recipes" / "grpo_cpu_smoke.yaml"),
+            "--model_name_or_path", str(tiny_model_dir),
+            "--dataset", str(mathvision_dir / "testmini.jsonl"),
+            "--output_dir", str(out),
+            "--max_steps", str(steps), "--save_strategy", "steps", "--save_steps", "1",
+            "--max_completion_length", "24",
+        ]
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout + proc.stderr
+
+    log = run(1)
+    assert (out / "model.safetensors").exists() and (out / "checkpoint-1").is_dir()
+    assert "'tools/calls_per_rollout'" in log and "'rewards/accuracy/mean'" in log
+    log = run(2)
+    assert f"resuming from {out / 'checkpoint-1'}" in log
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 and sum(1 for entry in state["log_history"] if "loss" in entry) == 2
 
 
 def test_two_processes_with_scripted_tool_rollouts(tiny_model_dir, mathvision_dir, tmp_path):
