@@ -104,3 +104,17 @@ def test_server_checks_image_token_counts(job):
     bad = VLLMServerGenerator(FakeServer([runs[0] * 4]), processor, {}, lambda f, ids: f)
     with pytest.raises(PromptMismatchError, match="server expands the images"):
         bad([gen_job])
+
+
+def test_policy_backend_over_vllm_keeps_no_pixel_values(job):
+    from vthinker_plugins.trl.rollout import PolicyBackend
+
+    processor, gen_job = job
+    llm = FakeLLM(processor.image_token_id)
+    backend = PolicyBackend(processor, VLLMColocateGenerator(llm, processor, {}, sampling_params_cls=dict),
+                            eos_token_ids=[processor.tokenizer.convert_tokens_to_ids("<|im_end|>")])
+    (out,) = backend.generate([gen_job.request])
+    assert out.token_ids == [5, 6] and out.logprobs == [-0.5, -1.5] and out.finish_reason == "stop"
+    state = backend._state[gen_job.request.key]
+    assert state.ids == [*gen_job.ids, 5, 6] and state.pixel_values == [] and len(state.grids) == 1
+    assert llm.seen[0][0][0]["prompt_token_ids"] == gen_job.ids

@@ -179,6 +179,9 @@ class TransformersGenerator:
     prompt length and returns extra logits processors (tests script the real model with it).
     """
 
+    #: This generator feeds the processor's pixel values to the model (vLLM takes the images).
+    needs_pixel_values = True
+
     def __init__(
         self,
         model: Callable[[], Any],
@@ -294,6 +297,8 @@ def _as_list(value: Any) -> list[int]:
 class VLLMColocateGenerator:
     """Generate with TRL's colocated ``vllm.LLM`` (tensor parallel size 1), one request per job."""
 
+    needs_pixel_values = False
+
     def __init__(
         self,
         llm: Any,
@@ -347,6 +352,8 @@ class VLLMColocateGenerator:
 class VLLMServerGenerator:
     """Generate with a ``trl vllm-serve`` server: images are processed by the server, paired
     with our token ids, and the server's image-token counts are checked against ours."""
+
+    needs_pixel_values = False
 
     def __init__(
         self,
@@ -429,12 +436,15 @@ class _RolloutTokens:
     grids: list[torch.Tensor] = field(default_factory=list)
     prefix: str = ""
 
-    def add(self, segment: Segment, images: Sequence[Image.Image]) -> None:
+    def add(self, segment: Segment, images: Sequence[Image.Image], keep_pixels: bool = True) -> None:
         self.ids.extend(segment.ids)
         self.images.extend(images)
-        if segment.pixel_values is not None:
-            self.pixel_values.append(segment.pixel_values)
+        if segment.image_grid_thw is not None:
             self.grids.append(segment.image_grid_thw)
+            # vLLM processes the images itself: pixel values of up to 11 images per rollout would
+            # only cost memory there.
+            if keep_pixels:
+                self.pixel_values.append(segment.pixel_values)
 
 
 class PolicyBackend(Backend):
@@ -457,6 +467,7 @@ class PolicyBackend(Backend):
         self.eos_token_ids = set(eos_token_ids)
         self.stop_strings = tuple(stop_strings)
         self.max_batch_size = max_batch_size
+        self.keep_pixels = bool(getattr(generator, "needs_pixel_values", True))
         self._state: dict[str, _RolloutTokens] = {}
         self._observations: dict[tuple[str, tuple[int, ...]], Segment] = {}
         self._lock = threading.Lock()
@@ -485,7 +496,7 @@ class PolicyBackend(Backend):
         if state is None:
             prompt = self.encoder.prompt(request.system, request.user, request.images)
             state = _RolloutTokens(ids=[], images=[])
-            state.add(prompt, request.images)
+            state.add(prompt, request.images, self.keep_pixels)
             with self._lock:
                 self._state[request.key] = state
         else:
@@ -494,7 +505,7 @@ class PolicyBackend(Backend):
             tail = request.assistant_prefix[len(state.prefix):]
             if tail:
                 new_images = list(request.images[len(state.images):])
-                state.add(self._observation(tail, new_images), new_images)
+                state.add(self._observation(tail, new_images), new_images, self.keep_pixels)
                 state.prefix += tail
         if len(state.images) != len(request.images):
             raise RuntimeError(
