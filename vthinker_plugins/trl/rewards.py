@@ -24,6 +24,7 @@ counted in the ``judge/failed`` metric, never silently dropped.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -270,13 +271,14 @@ class RewardSuite:
         golds = _gold(columns.get("answer"), columns.get("solution"), n)
         opts = _column(columns.get("options"), n, "options")
         questions = _column(columns.get("question"), n, "question")
-        if len(self._memo) > 20_000:  # a step's worth is enough; older entries are never asked again
+        if len(self._memo) > 8192:  # a step's worth is enough; older entries are never asked again
             self._memo.clear()
         futures = []
         loop = asyncio.get_running_loop()
         for completion, gold, opt, question in zip(completions, golds, opts, questions, strict=True):
             text = completion_text(completion)
-            key = (text, gold, tuple(opt or ()), question)
+            # A digest, not the text: completions run to 10K tokens and the memo outlives a step.
+            key = (hashlib.blake2b(text.encode(), digest_size=16).digest(), gold, tuple(opt or ()), question)
             fut = self._memo.get(key)
             if fut is None or fut.get_loop() is not loop:
                 fut = loop.create_task(self._score(text, gold, opt, str(question or "")))
