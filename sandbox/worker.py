@@ -85,6 +85,19 @@ def _png_bytes(img: Any) -> bytes:
     return buf.getvalue()
 
 
+def _uid_mapped(uid: int) -> bool:
+    """Whether `uid` exists in our user namespace (a root-in-userns container may map only 0)."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            for line in f:
+                inside, _, count = (int(x) for x in line.split())
+                if inside <= uid < inside + count:
+                    return True
+    except (OSError, ValueError):
+        return True
+    return False
+
+
 def _vm_bytes() -> int:
     try:
         with open("/proc/self/statm") as f:
@@ -112,6 +125,7 @@ class Worker:
     # ---- boot ---------------------------------------------------------------------------------------
     def boot(self) -> None:
         t0 = time.monotonic()
+        self.nobody_mapped = _uid_mapped(NOBODY)  # read now: /proc may be gone after the pivot
         self.preload = _preload()
         import gc
 
@@ -126,8 +140,9 @@ class Worker:
         if mode in ("auto", "namespaces") and self.args.get("ns_tool") == "unshare":
             try:
                 self._enter_namespaces(ro, wdir)
+                kinds = ["user"] if getattr(self, "userns", False) else []
                 self.report["namespaces"] = {"active": True, "tool": "unshare(2)",
-                                             "kinds": ["mnt", "net", "pid", "ipc", "uts", "cgroup"]}
+                                             "kinds": [*kinds, "mnt", "net", "pid", "ipc", "uts", "cgroup"]}
             except OSError as e:
                 ns_error = str(e)
                 if mode == "namespaces":
@@ -169,6 +184,7 @@ class Worker:
                 with open(f"/proc/self/{name}", "w") as f:
                     f.write(text)
             self.userns = True
+            self.host_uid = uid
         # The new PID namespace applies to children: fork, and let the parent only wait as a supervisor.
         r, w = os.pipe()
         pid = os.fork()
@@ -193,7 +209,7 @@ class Worker:
         if self.args.get("ns_tool") == "bwrap":
             self.report["uid"] = {"active": True, "uid": os.getuid(),
                                   "via": "bwrap user namespace, no capabilities"}
-        elif os.getuid() == 0 and not getattr(self, "userns", False) and not blocked:
+        elif os.getuid() == 0 and not getattr(self, "userns", False) and not blocked and self.nobody_mapped:
             os.setgroups([])
             os.setresgid(NOBODY, NOBODY, NOBODY)
             os.setresuid(NOBODY, NOBODY, NOBODY)
@@ -203,11 +219,13 @@ class Worker:
             # The interpreter lives where uid 65534 cannot reach (e.g. under /root): stay uid 0 but
             # without any capability, so DAC is enforced and Landlock does the confining.
             sc.drop_capabilities(bounding=True)
-            self.report["uid"] = {"active": False, "uid": 0, "capabilities": "none",
-                                  "reason": f"interpreter path not reachable by uid {NOBODY}: {blocked[0]}"}
+            why = (f"interpreter path not reachable by uid {NOBODY}: {blocked[0]}" if blocked
+                   else f"uid {NOBODY} is not mapped in this user namespace")
+            self.report["uid"] = {"active": False, "uid": 0, "capabilities": "none", "reason": why}
         elif getattr(self, "userns", False):
             sc.drop_capabilities()
-            self.report["uid"] = {"active": True, "uid": f"host uid {os.getuid()} (mapped), no capabilities"}
+            self.report["uid"] = {"active": True, "uid": 0, "host_uid": self.host_uid,
+                                  "via": "own user namespace, no capabilities"}
         else:
             self.report["uid"] = {"active": False, "reason": f"not root: cells run as host uid {os.getuid()}"}
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
