@@ -85,7 +85,7 @@ def make_dirs(root: str, uid: int = NOBODY) -> dict[str, str]:
     os.makedirs(root, mode=0o711, exist_ok=True)
     for k, p in dirs.items():
         os.makedirs(p, mode=0o755 if k == "in" else 0o700, exist_ok=True)
-        if k != "in" and os.geteuid() == 0 and uid != 0:
+        if k != "in" and os.geteuid() == 0:
             try:
                 os.chown(p, uid, uid)
             except OSError as e:  # uid not mapped in our user namespace: the worker keeps uid 0 then

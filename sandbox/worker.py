@@ -584,8 +584,7 @@ def main(arg_json: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the host's terminal: the host shuts us down
     worker = Worker(args, host_in, host_out)
     try:
-        worker.boot()
-        worker.spare = worker._fork(worker.cell_dirs, worker.ruleset_fd, once=True)
+        worker.boot()  # no spare yet: the host may still adjust the cell folders' owner after "ready"
     except BaseException as e:  # noqa: BLE001
         protocol.write_frame(host_out, {"op": "ready", "ok": False, "error": f"{type(e).__name__}: {e}"})
         os._exit(1)
