@@ -25,7 +25,7 @@ NOBODY = 65534
 BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from sandbox.worker import main; main(sys.argv[2])"
 PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT_S = 180.0
-GRACE_S = 5.0
+GRACE_S = 2.0  # beyond a cell's own timeout, before the host gives up on a silent worker
 
 
 class SandboxUnavailable(RuntimeError):

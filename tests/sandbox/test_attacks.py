@@ -443,3 +443,29 @@ def test_disk_filling(any_sb: Sandbox) -> None:
     w = any_sb._pool.workers[0]
     assert all(not os.listdir(p) for p in w.cell_dirs.values())
     assert_serves(any_sb)
+
+
+def test_host_clock_when_the_worker_is_stuck() -> None:
+    """Even a frozen worker cannot hold the caller: the host's own clock kills and replaces it."""
+    import signal
+
+    with Sandbox(SandboxConfig(workers=1)) as sb:
+        sb.start()
+        w = sb._pool.workers[0]
+        tree = [w.proc.pid, *descendants(w.proc.pid)]
+        for pid in tree:
+            os.kill(pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        r = sb.run("print(1)", timeout=0.5)
+        assert r.status == CellStatus.TIMEOUT and "replaced" in r.error.message, r
+        assert time.monotonic() - t0 < 6
+        assert not any(os.path.exists(f"/proc/{p}") and _state(p) != "Z" for p in tree)
+        assert_serves(sb)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
