@@ -39,6 +39,22 @@ def write_frame(fd: int, msg: dict[str, Any]) -> None:
         view = view[n:]
 
 
+def write_frame_until(fd: int, msg: dict[str, Any], deadline: float) -> None:
+    """write_frame on a non-blocking fd whose reader may be hostile: give up at the deadline."""
+    view = memoryview(encode(msg))
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+            continue
+        except BlockingIOError:
+            pass
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(left * 1000):
+            raise FrameTimeout("peer does not read")
+
+
 def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
     chunks: list[bytes] = []
     while n > 0:

@@ -269,7 +269,7 @@ class Worker:
             os._exit(70)
         for fd in (out_w, err_w, res_w, cmd_r):
             os.close(fd)
-        for fd in (out_r, err_r, res_r):
+        for fd in (out_r, err_r, res_r, cmd_w):
             os.set_blocking(fd, False)
         return Child(pid, os.pidfd_open(pid), out_r, err_r, res_r, cmd_w)
 
@@ -499,9 +499,9 @@ class Worker:
         cmd = {"code": req.get("code", ""), "inputs": req.get("inputs", []), "timeout": timeout,
                "fresh": once}
         try:
-            protocol.write_frame(child.cmd_w, cmd)
-        except OSError:
-            pass  # the child died; _collect sees it
+            protocol.write_frame_until(child.cmd_w, cmd, t0 + timeout)
+        except (OSError, protocol.ProtocolError):
+            pass  # the child died or does not listen; _collect sees it or times out
         child.cells += 1
         c = self._collect(child, timeout, once, dirs)
         status, err = self._classify(c, timeout)

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import threading
+import time
 
 import pytest
 from conftest import assert_serves, png_bytes
@@ -272,4 +273,19 @@ def test_forked_host_gets_its_own_pool(sb: Sandbox) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
     assert [w.proc.pid for w in sb._pool.workers] == before
+    assert_serves(sb)
+
+
+def test_session_child_that_stops_listening(sb: Sandbox) -> None:
+    """A session cell that hijacks its command channel only hurts its own session."""
+    with sb.session() as s:
+        # The child's own command loop will never read again.
+        r = s.run("import sandbox.protocol as p, time\np.read_frame = lambda *a, **k: time.sleep(3600)")
+        assert r.ok
+        big = "x = 1\n" + "# pad\n" * 40000  # larger than a pipe buffer: the worker's write would block
+        t0 = time.monotonic()
+        r = s.run(big, timeout=1.0)
+        assert r.status == CellStatus.TIMEOUT and time.monotonic() - t0 < 2.5
+        r = s.run("print('fresh state', 'x' in globals())")
+        assert r.ok and r.stdout == "fresh state False\n"
     assert_serves(sb)
