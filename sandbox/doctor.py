@@ -63,6 +63,8 @@ def format_report(info: dict[str, Any]) -> str:
         lines.append(f"  {layer:<11} {state} {detail}")
     lines.append("  host-side   ACTIVE   wall-clock kill, stdout/stderr caps, output count/byte caps, image "
                  "header checks, folder wipe, worker replacement")
+    for fb in rep.get("fallbacks", []):
+        lines.append(f"  fallback: {fb}")
     if "namespaces" in info:
         ns = info["namespaces"]
         lines.append(f"namespaces probe: {'ok' if ns.get('ok') else ns.get('error')}")

@@ -165,7 +165,11 @@ class Worker:
         self.seccomp_template = seccomp.template() if seccomp.supported() else None
         self.report["seccomp"] = ({"active": True, "filter": "builtin BPF (x86_64)"} if seccomp.supported()
                                   else {"active": False, "reason": f"no filter for {sc.MACHINE}"})
-        self.report["rlimits"] = {"active": True, "nproc": bool(self.nproc)}
+        lim = self.limits
+        self.report["rlimits"] = {
+            "active": True, "as": f"baseline + {lim['memory'] >> 20} MiB", "cpu": "timeout + 1 s",
+            "fsize": f"{lim['fsize'] >> 20} MiB", "nofile": lim["nofile"], "core": 0,
+            "nproc": self.nproc or "n/a (uid maps to host root or shared; seccomp stops new processes)"}
         self.limits["as"] = self.baseline_vm + self.limits["memory"] + (256 << 20)
         self.report["baseline_vm_mb"] = self.baseline_vm >> 20
         self.report["cell_uid"] = os.getuid()
