@@ -48,3 +48,15 @@ def sft_bin() -> Path:
     if not (path / "llamafactory-cli").exists():
         pytest.fail(f"LlamaFactory environment missing at {path}: run scripts/setup.sh")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_grad_mode():
+    """Importing VLMEvalKit's model zoo switches autograd off process-wide; keep that
+    from leaking into later tests (e.g. a training step)."""
+    torch = sys.modules.get("torch")
+    enabled = torch.is_grad_enabled() if torch is not None else True
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_grad_enabled(enabled)
