@@ -9,8 +9,8 @@ import threading
 import time
 
 import pytest
-from conftest import assert_serves, png_bytes
 from PIL import Image
+from sandbox_helpers import assert_serves, png_bytes
 
 from sandbox import CellResult, CellStatus, Sandbox, SandboxConfig, get_sandbox
 
@@ -236,7 +236,7 @@ def test_dead_worker_is_replaced() -> None:
     import os
     import signal
 
-    from conftest import descendants
+    from sandbox_helpers import descendants
 
     with Sandbox(SandboxConfig(workers=2)) as sb:
         sb.start()

@@ -14,7 +14,7 @@ import time
 import zlib
 
 import pytest
-from conftest import assert_serves, descendants, png_bytes
+from sandbox_helpers import assert_serves, descendants, png_bytes
 
 from sandbox import CellStatus, Sandbox, SandboxConfig
 

@@ -9,7 +9,7 @@ import os
 import random
 import time
 
-from conftest import assert_serves, descendants, png_bytes
+from sandbox_helpers import assert_serves, descendants, png_bytes
 
 from sandbox import Sandbox, SandboxConfig
 

@@ -7,10 +7,10 @@ import struct
 import zlib
 
 import pytest
-from conftest import png_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
+from sandbox_helpers import png_bytes
 
 from sandbox import outputs, rewrite, seccomp
 from sandbox.inputs import write_inputs
