@@ -10,10 +10,11 @@ generated from.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
-from vthinker_plugins.protocol import IMAGE_PLACEHOLDER
+from vthinker_plugins.protocol import IMAGE_PLACEHOLDER, OBS_CLOSE, OBS_OPEN
 
 #: Qwen2-VL / Qwen2.5-VL markup for one image; the processor expands the pad token.
 QWEN_IMAGE_MARKUP = "<|vision_start|><|image_pad|><|vision_end|>"
@@ -75,7 +76,17 @@ def build_prompt(processor: Any, system: str, user: str, assistant_prefix: str =
     owner = _template_owner(processor)
     messages = prompt_messages(system, user)
     text = owner.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return text + assistant_prefix.replace(IMAGE_PLACEHOLDER, image_markup(processor))
+    return text + expand_observation_images(processor, assistant_prefix)
+
+
+_OBSERVATION_RE = re.compile(re.escape(OBS_OPEN) + r".*?" + re.escape(OBS_CLOSE), re.S)
+
+
+def expand_observation_images(processor: Any, assistant_text: str) -> str:
+    """Expand ``<image>`` only inside ``<sandbox_output>`` blocks: a literal ``<image>`` that the
+    model itself wrote is text, and must not claim one of the images."""
+    markup = image_markup(processor)
+    return _OBSERVATION_RE.sub(lambda m: m.group(0).replace(IMAGE_PLACEHOLDER, markup), assistant_text)
 
 
 def expand_placeholders(processor: Any, text: str) -> str:

@@ -98,7 +98,16 @@ def build_messages(request: GenerationRequest, mode: str) -> tuple[list[dict[str
     if not prefix:
         return messages, False
     if mode == "prefill":
-        messages.append({"role": "assistant", "content": content_parts(prefix, tool_images)})
+        # Only observations carry images; an "<image>" the model wrote itself stays text.
+        parts: list[dict[str, Any]] = []
+        for text, observation in _split_rounds(prefix):
+            if text:
+                parts.append({"type": "text", "text": text})
+            if observation:
+                n = observation.count(IMAGE_PLACEHOLDER)
+                shown, tool_images = tool_images[:n], tool_images[n:]
+                parts.extend(content_parts(observation, shown))
+        messages.append({"role": "assistant", "content": parts})
         return messages, True
     continues = False
     for text, observation in _split_rounds(prefix):
