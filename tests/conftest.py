@@ -50,13 +50,10 @@ def sft_bin() -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _keep_torch_grad_mode():
-    """Importing VLMEvalKit's model zoo switches autograd off process-wide; keep that
-    from leaking into later tests (e.g. a training step)."""
-    torch = sys.modules.get("torch")
-    enabled = torch.is_grad_enabled() if torch is not None else True
-    yield
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Importing VLMEvalKit's model zoo switches autograd off process-wide; switch it back on
+    before every test and its fixtures (e.g. a training step), as a fresh process would have it."""
     torch = sys.modules.get("torch")
     if torch is not None:
-        torch.set_grad_enabled(enabled)
+        torch.set_grad_enabled(True)
