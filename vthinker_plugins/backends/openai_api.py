@@ -107,7 +107,13 @@ def build_messages(request: GenerationRequest, mode: str) -> tuple[list[dict[str
                 n = observation.count(IMAGE_PLACEHOLDER)
                 shown, tool_images = tool_images[:n], tool_images[n:]
                 parts.extend(content_parts(observation, shown))
-        messages.append({"role": "assistant", "content": parts})
+        merged: list[dict[str, Any]] = []
+        for part in parts:  # adjacent text pieces travel as one part
+            if merged and part["type"] == "text" and merged[-1]["type"] == "text":
+                merged[-1] = {"type": "text", "text": merged[-1]["text"] + part["text"]}
+            else:
+                merged.append(part)
+        messages.append({"role": "assistant", "content": merged})
         return messages, True
     continues = False
     for text, observation in _split_rounds(prefix):
