@@ -40,6 +40,13 @@ make_env() {  # name requirements-file
     log "$name environment up to date ($venv)"
   else
     log "creating $name environment in $venv (a few minutes the first time)"
+    # torch's CUDA build alone is ~5.5 GB per environment: fail early and clearly, not halfway.
+    mkdir -p "$env_dir"
+    free_kb="$(df -Pk "$env_dir" | awk 'NR==2 {print $4}')"
+    if [ "${free_kb:-0}" -lt $((9 * 1024 * 1024)) ]; then
+      log "not enough disk space in $env_dir: $((free_kb / 1024)) MiB free, about 9 GiB needed for the $name environment"
+      exit 1
+    fi
     rm -rf "$venv"
     "$python" -m venv "$venv"
     "$venv/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
