@@ -19,7 +19,9 @@ from typing import Any
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1200px;color:#222}
 h1{font-size:1.4em} .oracle{background:#fff3cd;border:1px solid #e0c060;padding:.5em 1em;margin:1em 0}
-table.metrics{border-collapse:collapse} table.metrics td{border:1px solid #ccc;padding:2px 8px;font-size:.9em}
+table.metrics{border-collapse:collapse;margin:.6em 0}
+table.metrics td,table.metrics th{border:1px solid #ccc;padding:2px 8px;font-size:.85em}
+table.by-task th{background:#f0f0f0;font-weight:600} .scroll{overflow-x:auto}
 section.sample{border:1px solid #ccc;border-radius:6px;margin:1.2em 0;padding:.8em 1em}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:.85em;margin-left:.5em}
 .correct{background:#2e7d32}.wrong{background:#c62828}.unscored{background:#757575}.error{background:#6a1b9a}
@@ -111,6 +113,30 @@ def _flatten(prefix: str, value: Any, out: list[tuple[str, Any]]) -> None:
         out.append((prefix, value))
 
 
+def _metrics_html(metrics: dict[str, Any]) -> str:
+    """One row per task, one column per scalar metric; nested tables (e.g. MathVision's official
+    per-level/per-subject layout) go into a collapsible list below."""
+    tasks = {t: m for t, m in metrics.items() if isinstance(m, dict)}
+    if not tasks:
+        return ""
+    columns: list[str] = []
+    for m in tasks.values():
+        columns += [k for k, v in m.items() if not isinstance(v, dict) and k not in columns]
+    head = "<tr><th>task</th>" + "".join(f"<th>{_esc(c)}</th>" for c in columns) + "</tr>"
+    body = "".join(
+        f"<tr><td>{_esc(t)}</td>" + "".join(f"<td>{_esc(m.get(c, ''))}</td>" for c in columns) + "</tr>"
+        for t, m in tasks.items()
+    )
+    nested: list[tuple[str, Any]] = []
+    for t, m in tasks.items():
+        _flatten(t, {k: v for k, v in m.items() if isinstance(v, dict)}, nested)
+    details = ""
+    if nested:
+        details = "<details><summary>detailed metrics</summary><table class='metrics'>" + "".join(
+            f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in nested) + "</table></details>"
+    return f"<div class='scroll'><table class='metrics by-task'>{head}{body}</table></div>{details}"
+
+
 def render_report(rows: Sequence[dict[str, Any]], summary: dict[str, Any], base_dir: Path,
                   max_samples: int = 2000) -> str:
     """The report as an HTML string (images read from ``base_dir`` and embedded)."""
@@ -121,10 +147,9 @@ def render_report(rows: Sequence[dict[str, Any]], summary: dict[str, Any], base_
         parts.append('<div class="oracle"><b>Oracle run.</b> The "reference" policy replays each sample\'s '
                      "reference code and answer: it checks data, sandbox and scoring, not a model.</div>")
     facts = [(k, v) for k, v in summary.items() if k != "metrics"]
-    metrics: list[tuple[str, Any]] = []
-    _flatten("", summary.get("metrics") or {}, metrics)
     parts.append("<table class='metrics'>" + "".join(
-        f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in facts + metrics) + "</table>")
+        f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in facts) + "</table>")
+    parts.append(_metrics_html(summary.get("metrics") or {}))
     shown = list(rows)[:max_samples]
     parts.append("<nav>" + "".join(f'<a href="#s-{_esc(r.get("id"))}">{_esc(r.get("id"))}</a>' for r in shown)
                  + "</nav>")
