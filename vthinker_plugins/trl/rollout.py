@@ -234,20 +234,22 @@ class TransformersGenerator:
         extra = LogitsProcessorList(
             self.logits_processors([j.request for j in jobs], width) if self.logits_processors else []
         )
+        stopper = StopOnStrings(self.tokenizer, self.stop_strings, width) if self.stop_strings else None
         # torch.no_grad is per thread and the loop generates in a worker thread.
         with torch.no_grad():
             out = model.generate(
                 **inputs,
                 generation_config=config,
-                stopping_criteria=StoppingCriteriaList(
-                    [StopOnStrings(self.tokenizer, self.stop_strings, width)] if self.stop_strings else []
-                ),
+                stopping_criteria=StoppingCriteriaList([stopper] if stopper else []),
                 logits_processor=extra,
             )
         eos_ids = _as_list(config.eos_token_id)
         results = []
         for row in range(len(jobs)):
             seq = out[row, width:].tolist()
+            if stopper is not None and row in stopper.stopped_at:
+                results.append(GeneratedTokens(seq[: stopper.stopped_at[row]]))
+                continue
             eos_at = next((i for i, tok in enumerate(seq) if tok in eos_ids), None)
             if eos_at is not None:
                 seq = seq[: eos_at + 1]
@@ -272,6 +274,9 @@ class StopOnStrings:
         self.stop_strings = tuple(stop_strings)
         self.prompt_length = prompt_length
         self.tail_tokens = tail_tokens
+        #: row -> generated length when its stop string completed. transformers right-fills a
+        #: finished row with the pad token, which for Qwen checkpoints is also an eos id: cut there.
+        self.stopped_at: dict[int, int] = {}
 
     def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
         done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
@@ -284,7 +289,10 @@ class StopOnStrings:
                 text = self.tokenizer.decode(tail, skip_special_tokens=False)
                 before = self.tokenizer.decode(tail[:-1], skip_special_tokens=False)
             # Only a stop string completed by the newest token counts.
-            done[row] = any(s in text and text.count(s) > before.count(s) for s in self.stop_strings)
+            hit = any(s in text and text.count(s) > before.count(s) for s in self.stop_strings)
+            done[row] = hit
+            if hit and row not in self.stopped_at:
+                self.stopped_at[row] = input_ids.shape[1] - self.prompt_length
         return done
 
 
