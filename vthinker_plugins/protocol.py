@@ -219,8 +219,15 @@ def observation_text(body: str) -> str:
     return f"\n{OBS_OPEN}{body}{OBS_CLOSE}\n"
 
 
+#: Tags that printed output must not smuggle into the conversation: a printed "<image>" would
+#: claim an image that does not exist, a printed "</sandbox_output>" would end the observation early.
+_NEUTRALISED = {IMAGE_PLACEHOLDER: "[image]", OBS_OPEN: "[sandbox_output]", OBS_CLOSE: "[/sandbox_output]"}
+
+
 def _clip(text: str, limit: int = MAX_OBSERVATION_CHARS) -> str:
     text = text.strip()
+    for tag, replacement in _NEUTRALISED.items():
+        text = text.replace(tag, replacement)
     if len(text) <= limit:
         return text
     half = limit // 2

@@ -275,7 +275,8 @@ def main(args: argparse.Namespace) -> int:
         "benchmark": benchmark, "data": data, "split": args.split, "model": model,
         "model_options": sorted(args.model_option), "max_rounds": args.max_rounds,
         "system_prompt_file": args.system_prompt_file, "user_prompt_file": args.user_prompt_file,
-        "temperature": args.temperature, "top_p": args.top_p,
+        "temperature": args.temperature, "top_p": args.top_p, "max_new_tokens": args.max_new_tokens,
+        "max_tool_images": args.max_tool_images, "persistent_state": args.persistent_state,
     })
     done = resume_rows(results)
     todo = [s for s in samples if s.id not in done]

@@ -18,6 +18,7 @@ stop string. Vision and turn-opening tokens are suppressed: a model that emits
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,9 @@ class HFBackend(Backend):
         if not (getattr(self.processor, "chat_template", None) or getattr(self.tokenizer, "chat_template", None)):
             raise ValueError(f"{self.model_path}: the processor has no chat template; the backend needs one")
         self.tokenizer.padding_side = "left"  # decoder-only batching: prompts end where generation starts
+        # The loop encodes observations on its event-loop thread while a batch is being encoded or
+        # decoded in the generation thread; the Rust tokenizer's padding state is shared between them.
+        self._tokenizer_lock = threading.RLock()
         config = AutoConfig.from_pretrained(self.model_path, trust_remote_code=trust_remote_code)
         kwargs: dict[str, Any] = {"dtype": _resolve_dtype(dtype, self.device), "trust_remote_code": trust_remote_code}
         if attn_implementation:
@@ -187,7 +191,8 @@ class HFBackend(Backend):
                     f"request {req.key}: the prompt has {n_marks} image placeholder(s) but {len(req.images)} image(s)"
                 )
             images.extend(self.prepare_image(im) for im in req.images)
-        inputs = self.processor(text=prompts, images=images or None, padding=True, return_tensors="pt")
+        with self._tokenizer_lock:
+            inputs = self.processor(text=prompts, images=images or None, padding=True, return_tensors="pt")
         inputs = inputs.to(self.device)
         prompt_len = inputs["input_ids"].shape[1]
         first = requests[0]
@@ -215,11 +220,13 @@ class HFBackend(Backend):
                     req.assistant_prefix,
                     sample.answer if sample else None,
                 )
-                targets.append(None if text is None else self.tokenizer.encode(text, add_special_tokens=False))
+                with self._tokenizer_lock:
+                    targets.append(None if text is None else self.tokenizer.encode(text, add_special_tokens=False))
             gen_kwargs["logits_processor"] = [ScriptedLogitsProcessor(targets, prompt_len, self.eos_ids[0])]
         with torch.inference_mode():
             sequences = self.model.generate(**inputs, **gen_kwargs)
-        return [self._finish(req, sequences[row, prompt_len:].tolist()) for row, req in enumerate(requests)]
+        with self._tokenizer_lock:
+            return [self._finish(req, sequences[row, prompt_len:].tolist()) for row, req in enumerate(requests)]
 
     def _budget(self, request: GenerationRequest) -> int:
         if self.max_new_tokens_cap is None:
@@ -251,9 +258,11 @@ class HFBackend(Backend):
     def observation_token_ids(self, observation: str, images: Sequence[Image.Image]) -> list[int] | None:
         """Token ids of an observation with each image expanded to its image tokens."""
         text = expand_placeholders(self.processor, observation)
-        if not images:
-            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        enc = self.processor(text=[text], images=[self.prepare_image(im) for im in images], return_tensors="pt")
+        prepared = [self.prepare_image(im) for im in images]
+        with self._tokenizer_lock:
+            if not prepared:
+                return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            enc = self.processor(text=[text], images=prepared, return_tensors="pt")
         return enc["input_ids"][0].tolist()
 
     def close(self) -> None:
