@@ -285,7 +285,7 @@ def test_session_child_that_stops_listening(sb: Sandbox) -> None:
         big = "x = 1\n" + "# pad\n" * 40000  # larger than a pipe buffer: the worker's write would block
         t0 = time.monotonic()
         r = s.run(big, timeout=1.0)
-        assert r.status == CellStatus.TIMEOUT and time.monotonic() - t0 < 2.5
+        assert r.status == CellStatus.TIMEOUT and time.monotonic() - t0 < 6  # margin for a loaded CI machine
         r = s.run("print('fresh state', 'x' in globals())")
         assert r.ok and r.stdout == "fresh state False\n"
     assert_serves(sb)

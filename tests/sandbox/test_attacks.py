@@ -239,14 +239,14 @@ def test_cpu_loop_ignoring_signals(any_sb: Sandbox) -> None:
     r = any_sb.run(code, timeout=1.5)
     took = time.monotonic() - t0
     assert r.status == CellStatus.TIMEOUT, _text(r)
-    assert took < 4.0
+    assert took < 8.0  # well under 'forever', with margin for a loaded CI machine
     assert_serves(any_sb)
 
 
 def test_sleeping_cell_times_out(any_sb: Sandbox) -> None:
     t0 = time.monotonic()
     r = any_sb.run("import time; print('start', flush=True); time.sleep(60)", timeout=1.0)
-    assert r.status == CellStatus.TIMEOUT and time.monotonic() - t0 < 3.0
+    assert r.status == CellStatus.TIMEOUT and time.monotonic() - t0 < 8.0  # vs a 60 s sleep
     assert r.stdout == "start\n"
     assert_serves(any_sb)
 
@@ -362,7 +362,7 @@ def test_output_bombs_rejected_by_header(any_sb: Sandbox, bomb: bytes) -> None:
     )
     t0 = time.monotonic()
     r = any_sb.run(code, [bomb])
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 15  # decoding the bomb would take minutes
     assert [i.name for i in r.images] == ["fine.png"], _text(r)
     assert "bomb.png rejected" in r.stderr and "liar.png rejected" in r.stderr
     assert_serves(any_sb)
