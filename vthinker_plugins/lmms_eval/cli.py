@@ -8,27 +8,48 @@ user's own ``--include_path`` is searched as well. Unlike plain ``lmms-eval``, t
 exit status is non-zero when an evaluation failed.
 
 For several processes: ``accelerate launch -m vthinker_plugins.lmms_eval.cli --model ...``.
-The task folder can be moved with ``VTHINKER_LMMS_TASKS=DIR``.
+The tasks come from the checkout's ``eval_tasks/lmms_eval`` or, for a wheel install, from
+``<prefix>/share/vthinker-plugins/eval_tasks/lmms_eval``; ``VTHINKER_LMMS_TASKS=DIR`` overrides both.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 from pathlib import Path
 
 #: Where the task YAMLs live in a checkout (editable install) of this project.
 _REPO_TASKS = Path(__file__).resolve().parents[2] / "eval_tasks" / "lmms_eval"
+#: Where a wheel install puts them (setup.cfg ``data_files``), relative to an installation prefix.
+_SHARED_TASKS = Path("share") / "vthinker-plugins" / "eval_tasks" / "lmms_eval"
+
+
+def _candidates() -> list[Path]:
+    # A wheel installed with --prefix/--target/--user lands beside its own lib/ folder, not
+    # necessarily under sys.prefix: <prefix>/lib/python3.X/site-packages/vthinker_plugins/lmms_eval.
+    parents = Path(__file__).resolve().parents
+    prefixes = [Path(sys.prefix), Path(sysconfig.get_path("data"))]
+    if len(parents) > 5:
+        prefixes.insert(0, parents[5])
+    return [_REPO_TASKS, *(prefix / _SHARED_TASKS for prefix in prefixes)]
 
 
 def task_dir() -> Path:
-    """The folder of V-Thinker's lmms-eval task YAMLs (``$VTHINKER_LMMS_TASKS`` overrides)."""
-    path = Path(os.environ.get("VTHINKER_LMMS_TASKS") or _REPO_TASKS).expanduser()
-    if not (path / "vtbench" / "vtbench.yaml").exists():
-        raise FileNotFoundError(
-            f"V-Thinker lmms-eval tasks not found at {path}; set VTHINKER_LMMS_TASKS to the eval_tasks/lmms_eval folder"
-        )
-    return path.resolve()
+    """The folder of V-Thinker's lmms-eval task YAMLs (``$VTHINKER_LMMS_TASKS`` overrides).
+
+    A checkout uses its own ``eval_tasks/lmms_eval``; a wheel install the copy under
+    ``<prefix>/share/vthinker-plugins``.
+    """
+    override = os.environ.get("VTHINKER_LMMS_TASKS")
+    tried = [Path(override).expanduser()] if override else _candidates()
+    for path in tried:
+        if (path / "vtbench" / "vtbench.yaml").exists():
+            return path.resolve()
+    raise FileNotFoundError(
+        "V-Thinker lmms-eval tasks not found (looked in " + ", ".join(map(str, tried))
+        + "); set VTHINKER_LMMS_TASKS to the eval_tasks/lmms_eval folder"
+    )
 
 
 def install_task_path(path: Path | None = None) -> Path:
