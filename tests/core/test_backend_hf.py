@@ -135,3 +135,120 @@ def test_pixel_bounds_use_smart_resize(tiny_model_dir) -> None:
     ids = backend.observation_token_ids("\n<sandbox_output><image></sandbox_output>\n", [image])
     pad = backend.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     assert ids.count(pad) == image.width * image.height // (28 * 28)
+
+
+# --------------------------------------------------------------------------- token-level rounds
+
+def _spy_inputs(backend, monkeypatch) -> list[list[list[int]]]:
+    """Record, per generate call, each row's input ids without its left padding; then run the real model."""
+    seen: list[list[list[int]]] = []
+    real_generate = backend.model.generate
+
+    def spy(**kwargs):
+        ids, mask = kwargs["input_ids"], kwargs["attention_mask"]
+        seen.append([row[m.bool()].tolist() for row, m in zip(ids, mask, strict=True)])
+        return real_generate(**kwargs)
+
+    monkeypatch.setattr(backend.model, "generate", spy)
+    return seen
+
+
+def _encode(backend, text: str, images=()) -> list[int]:
+    kwargs = {"images": [backend.prepare_image(im) for im in images]} if images else {}
+    return backend.processor(text=[text], return_tensors="pt", **kwargs)["input_ids"][0].tolist()
+
+
+def test_each_round_generates_from_prompt_generated_and_observation_ids(scripted, monkeypatch) -> None:
+    from vthinker_plugins.chat import build_prompt, expand_placeholders
+
+    backend = scripted({"seg": [DRAW_1, DRAW_2, ANSWER]})
+    seen = _spy_inputs(backend, monkeypatch)
+    sample = _sample("seg")
+    (traj,) = InteractionLoop(backend, config=LoopConfig(max_rounds=5, max_new_tokens=200)).run([sample])
+    assert traj.error is None and traj.answer == "42" and len(traj.rounds) == 3 and len(traj.tool_images) == 2
+    assert backend.tokens.get("seg#0") is None  # the loop released the trajectory's state
+
+    prompt_ids = _encode(backend, build_prompt(backend.processor, traj.system, traj.user), sample.images)
+    r1, r2 = traj.rounds[0], traj.rounds[1]
+    # Generated ids are the script's ids as sampled; each observation is encoded on its own with its image.
+    assert r1.gen_token_ids == backend.tokenizer.encode(DRAW_1, add_special_tokens=False)
+    for rnd, image in ((r1, traj.tool_images[0]), (r2, traj.tool_images[1])):
+        assert rnd.observation == "\n<sandbox_output><image></sandbox_output>\n"
+        assert rnd.obs_token_ids == _encode(backend, expand_placeholders(backend.processor, rnd.observation), [image])
+    assert [len(call) for call in seen] == [1, 1, 1]
+    assert seen[0][0] == prompt_ids
+    assert seen[1][0] == prompt_ids + r1.gen_token_ids + r1.obs_token_ids
+    assert seen[2][0] == prompt_ids + r1.gen_token_ids + r1.obs_token_ids + r2.gen_token_ids + r2.obs_token_ids
+
+
+def test_sampled_ids_are_continued_where_retokenising_the_text_would_differ(scripted, monkeypatch) -> None:
+    """A model may sample a non-canonical split (" " + "a" where BPE has " a"): re-encoding the turn as
+    text would show it other tokens than it produced. The backend continues the ids it sampled."""
+    backend = scripted({"bpe": ["unused"]})
+    tok = backend.tokenizer
+    space, a, space_a = (tok.convert_tokens_to_ids(t) for t in ("Ġ", "a", "Ġa"))
+    assert tok.encode(" a", add_special_tokens=False) == [space_a]  # the merge the text path would apply
+    sampled = [
+        *tok.encode("<think>I see", add_special_tokens=False), space, a,
+        *tok.encode(" circle.\n<code>\nprint(1)\n</code>", add_special_tokens=False),
+    ]
+    monkeypatch.setattr(backend, "script_token_ids", lambda req: sampled if not req.assistant_prefix else None)
+    seen = _spy_inputs(backend, monkeypatch)
+    sample = _sample("bpe")
+    first = backend.generate([_request(sample, max_new_tokens=len(sampled) + 4)])[0]
+    assert first.finish_reason == "stop" and first.text == "<think>I see a circle.\n<code>\nprint(1)\n</code>"
+    assert first.token_ids == sampled
+
+    tool_image = Image.new("RGB", (64, 64), "blue")
+    observation = "\n<sandbox_output><image></sandbox_output>\n"
+    obs_ids = backend.observation_token_ids(observation, [tool_image])  # as the loop does
+    second = _request(sample, first.text + observation, [*sample.images, tool_image], max_new_tokens=4)
+    backend.generate([second])
+    backend.release(second.key)
+
+    prompt_ids = seen[0][0]
+    assert seen[1][0] == prompt_ids + sampled + obs_ids
+    # The old text path: render prompt + prefix and re-tokenise the whole.
+    retokenised = _encode(backend, backend.prompt_text(second), second.images)
+    assert retokenised != seen[1][0] and len(retokenised) == len(seen[1][0]) - 1
+    assert retokenised[len(prompt_ids):len(prompt_ids) + len(sampled) - 1].count(space_a) == 1
+
+
+def test_last_token_past_the_stop_string_is_cut_to_it(scripted, monkeypatch) -> None:
+    """The tiny vocabulary has "></": a row can complete </code> with a token that runs past it."""
+    backend = scripted({"past": ["unused"]})
+    tok = backend.tokenizer
+    head = tok.encode("<code>\nprint(1)\n</code", add_special_tokens=False)
+    monkeypatch.setattr(backend, "script_token_ids", lambda req: [*head, tok.convert_tokens_to_ids("></")])
+    sample = _sample("past")
+    out = backend.generate([_request(sample)])[0]
+    assert out.text == "<code>\nprint(1)\n</code>" and out.finish_reason == "stop"
+    assert out.token_ids == [*head, tok.convert_tokens_to_ids(">")]
+    assert backend.tokens.get(f"{sample.id}#0").ids[-len(out.token_ids):] == out.token_ids
+    backend.release(f"{sample.id}#0")
+    assert backend.tokens.get(f"{sample.id}#0") is None
+
+
+def test_prefix_without_state_is_encoded_as_text_once(scripted, monkeypatch) -> None:
+    """A resumed conversation: no state for the key, a non-empty prefix. It is encoded as text once
+    (prompt segment + prefix segment); the following round extends those ids token-wise."""
+    backend = scripted({"resume": [DRAW_1, "More.\n<code>\nprint(2)\n</code>", ANSWER]})
+    seen = _spy_inputs(backend, monkeypatch)
+    sample = _sample("resume")
+    tool_image = Image.new("RGB", (64, 64), "green")
+    observation = "\n<sandbox_output><image></sandbox_output>\n"
+    prefix, images = DRAW_1 + observation, [*sample.images, tool_image]
+    out = backend.generate([_request(sample, prefix, images)])[0]
+    assert out.text == "More.\n<code>\nprint(2)\n</code>" and out.finish_reason == "stop"
+    from vthinker_plugins.chat import build_prompt, expand_observation_images
+
+    req = _request(sample, prefix, images)
+    prompt_ids = _encode(backend, build_prompt(backend.processor, req.system, req.user), sample.images)
+    prefix_ids = _encode(backend, expand_observation_images(backend.processor, prefix), [tool_image])
+    assert seen[0][0] == prompt_ids + prefix_ids
+
+    text_obs = "\n<sandbox_output>2</sandbox_output>\n"
+    obs_ids = backend.observation_token_ids(text_obs, [])
+    backend.generate([_request(sample, prefix + out.text + text_obs, images)])
+    assert seen[1][0] == prompt_ids + prefix_ids + out.token_ids + obs_ids
+    backend.release(f"{sample.id}#0")

@@ -115,6 +115,6 @@ def test_policy_backend_over_vllm_keeps_no_pixel_values(job):
                             eos_token_ids=[processor.tokenizer.convert_tokens_to_ids("<|im_end|>")])
     (out,) = backend.generate([gen_job.request])
     assert out.token_ids == [5, 6] and out.logprobs == [-0.5, -1.5] and out.finish_reason == "stop"
-    state = backend._state[gen_job.request.key]
+    state = backend.tokens.get(gen_job.request.key)
     assert state.ids == [*gen_job.ids, 5, 6] and state.pixel_values == [] and len(state.grids) == 1
     assert llm.seen[0][0][0]["prompt_token_ids"] == gen_job.ids

@@ -1,35 +1,52 @@
 """Hugging Face transformers backend: Qwen2.5-VL, or any ``AutoModelForImageTextToText`` with a chat template.
 
-Each generation step renders the conversation with :func:`vthinker_plugins.chat.build_prompt`
-(system + user through the chat template, then the assistant prefix verbatim,
-sandbox images included) and re-encodes it. KV-cache reuse across rounds: the
-simple, always-correct path is implemented — the whole prompt + prefix is
-re-encoded every round. Its cost is one prefill per round (the vision tower on
-every image again plus the text prefill); ``benchmarks/hf_reencode.py`` measures
-it against decoding. Carrying the cache over would save that prefill, but a
-Qwen2.5-VL cache cannot simply be extended: M-RoPE positions of the new images
-depend on ``image_grid_thw`` and the rope deltas are recomputed per prompt.
+Token-level, like the GRPO rollouts, through the same core code
+(:mod:`~vthinker_plugins.backends.tokens`, :mod:`~vthinker_plugins.backends.hf_generate`): per
+trajectory (``GenerationRequest.key``) the backend keeps the prompt segment (system + user with
+its images, rendered by :func:`vthinker_plugins.chat.build_prompt`), then for each round the
+token ids exactly as generated and the observation encoded on its own with its new images.
+The next round generates from those ids. Re-rendering the turn as text and re-tokenising it
+would let Qwen's byte-level BPE merge across the ``</code>``/observation boundary and encode the
+model's own text differently from how it was sampled: the model would see other tokens at
+evaluation than in training (SFT and RL both encode the segments separately).
 
-Batches are left-padded; generation stops at the protocol's stop strings
-(``stop_strings`` + tokenizer in ``generate``), and the returned text includes the
-stop string. Vision and turn-opening tokens are suppressed: a model that emits
-``<|image_pad|>`` mid-turn crashes the next round.
+Two exceptions to "ids exactly as generated":
+
+- a last token that runs past the stop string (e.g. ``>\n`` completing ``</code>``) is replaced by
+  the encoding of the text up to the end of the stop string, so the ids and the returned text,
+  which ends at the stop string, say the same thing;
+- a request whose ``assistant_prefix`` does not extend the trajectory's state (no prior state but
+  a non-empty prefix, as in ``benchmarks/hf_reencode.py`` or a resumed conversation; an edited
+  prefix) is served by encoding the prompt, then that prefix as text, once; later rounds extend
+  that state token-wise again.
+
+There is no KV-cache reuse across rounds: each round runs the prefill over the whole sequence
+again (the vision tower on every image, then the text); ``benchmarks/hf_reencode.py`` measures
+that share. Carrying the cache over would save it, but a Qwen2.5-VL cache cannot simply be
+extended: M-RoPE positions of the new images depend on ``image_grid_thw`` and the rope deltas
+are recomputed per prompt.
+
+Batches are left-padded; generation stops at the requests' stop strings (a cheap tail-decoding
+stopping criterion, not ``generate(stop_strings=...)``, which rebuilds vocabulary tables on every
+call), and the returned text includes the stop string. Vision and turn-opening tokens are
+suppressed: a model that emits ``<|image_pad|>`` mid-turn crashes the next round.
 """
 
 from __future__ import annotations
 
-import threading
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from vthinker_plugins.chat import build_prompt, expand_placeholders, image_markup
+from vthinker_plugins.chat import build_prompt, image_markup
 from vthinker_plugins.loop import Backend, GenerationOutput, GenerationRequest
-from vthinker_plugins.tiny_model import suppressed_token_ids
 
+from .hf_generate import TransformersGenerator, never_sampled_ids
 from .scripted import Script, ScriptedLogitsProcessor
+from .tokens import TOKENIZER_LOCK, GenerationJob, SegmentEncoder, TokenStates
 
 
 def _resolve_dtype(dtype: Any, device: str) -> Any:
@@ -93,9 +110,6 @@ class HFBackend(Backend):
         if not (getattr(self.processor, "chat_template", None) or getattr(self.tokenizer, "chat_template", None)):
             raise ValueError(f"{self.model_path}: the processor has no chat template; the backend needs one")
         self.tokenizer.padding_side = "left"  # decoder-only batching: prompts end where generation starts
-        # The loop encodes observations on its event-loop thread while a batch is being encoded or
-        # decoded in the generation thread; the Rust tokenizer's padding state is shared between them.
-        self._tokenizer_lock = threading.RLock()
         config = AutoConfig.from_pretrained(self.model_path, trust_remote_code=trust_remote_code)
         kwargs: dict[str, Any] = {"dtype": _resolve_dtype(dtype, self.device), "trust_remote_code": trust_remote_code}
         if attn_implementation:
@@ -126,9 +140,7 @@ class HFBackend(Backend):
         self._markup = image_markup(self.processor)
 
         if suppress_tokens is True:
-            self.suppress_ids = [i for i in suppressed_token_ids(self.tokenizer) if isinstance(i, int) and i >= 0]
-            unk = getattr(self.tokenizer, "unk_token_id", None)
-            self.suppress_ids = [i for i in self.suppress_ids if i != unk]
+            self.suppress_ids = never_sampled_ids(self.tokenizer)
         elif suppress_tokens is False:
             self.suppress_ids = []
         else:
@@ -147,6 +159,23 @@ class HFBackend(Backend):
         self.script = Script.load(script) if script is not None else None
         cap = max_new_tokens if max_new_tokens is not None else self.model.generation_config.max_new_tokens
         self.max_new_tokens_cap = int(cap) if cap else None
+
+        # Token-level state per trajectory (the loop's observation thread and the generation thread
+        # share the tokenizer through the core's TOKENIZER_LOCK). Evaluation prompts are seen once:
+        # no prompt cache; a prefix that does not extend the state is re-encoded, not an error.
+        self.encoder = SegmentEncoder(self.processor, prepare_image=self.prepare_image, cache_prompts=False)
+        self.tokens = TokenStates(self.encoder, strict=False)
+        generation_config = copy.deepcopy(self.model.generation_config)
+        generation_config.eos_token_id = list(self.eos_ids)
+        generation_config.pad_token_id = self.pad_id
+        self.generator = TransformersGenerator(
+            lambda: self.model,
+            self.processor,
+            generation_config,
+            stop_strings=None,  # the requests' own (evaluation: </code> and </answer>)
+            logits_processors=self._logits_processors,
+            suppress_ids=self.suppress_ids,
+        )
 
     # ------------------------------------------------------------------ images
 
@@ -176,57 +205,49 @@ class HFBackend(Backend):
         return [o for o in outputs if o is not None]
 
     def prompt_text(self, request: GenerationRequest) -> str:
-        """The exact text the model continues for ``request``."""
+        """The text the model continues for ``request`` (it is fed the segment-wise ids, not this re-encoded)."""
         return build_prompt(self.processor, request.system, request.user, request.assistant_prefix)
 
-    def _generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationOutput]:
-        import torch
+    def _job(self, request: GenerationRequest) -> GenerationJob:
+        n_marks, n_images = self.prompt_text(request).count(self._markup), len(request.images)
+        if n_marks != n_images:
+            raise ValueError(
+                f"request {request.key}: the prompt has {n_marks} image placeholder(s) but {n_images} image(s)"
+            )
+        return self.tokens.job(request, self._budget(request))
 
-        prompts = [self.prompt_text(r) for r in requests]
-        images: list[Image.Image] = []
-        for req, prompt in zip(requests, prompts, strict=True):
-            n_marks = prompt.count(self._markup)
-            if n_marks != len(req.images):
-                raise ValueError(
-                    f"request {req.key}: the prompt has {n_marks} image placeholder(s) but {len(req.images)} image(s)"
-                )
-            images.extend(self.prepare_image(im) for im in req.images)
-        with self._tokenizer_lock:
-            inputs = self.processor(text=prompts, images=images or None, padding=True, return_tensors="pt")
-        inputs = inputs.to(self.device)
-        prompt_len = inputs["input_ids"].shape[1]
-        first = requests[0]
-        max_new = max(self._budget(r) for r in requests)
-        gen_kwargs: dict[str, Any] = {
-            "max_new_tokens": max_new,
-            "stop_strings": list(first.stop) or None,
-            "tokenizer": self.tokenizer,
-            "eos_token_id": self.eos_ids,
-            "pad_token_id": self.pad_id,
-            "do_sample": first.temperature > 0,
-        }
-        if first.temperature > 0:
-            gen_kwargs.update(temperature=first.temperature, top_p=first.top_p)
-        else:
-            gen_kwargs.update(temperature=None, top_p=None, top_k=None)
-        if self.suppress_ids:
-            gen_kwargs["suppress_tokens"] = self.suppress_ids
-        if self.script is not None:
-            targets = []
-            for req in requests:
-                sample = req.sample
-                text = self.script.text_for(
-                    sample.id if sample else req.key.split("#")[0],
-                    req.assistant_prefix,
-                    sample.answer if sample else None,
-                )
-                with self._tokenizer_lock:
-                    targets.append(None if text is None else self.tokenizer.encode(text, add_special_tokens=False))
-            gen_kwargs["logits_processor"] = [ScriptedLogitsProcessor(targets, prompt_len, self.eos_ids[0])]
-        with torch.inference_mode():
-            sequences = self.model.generate(**inputs, **gen_kwargs)
-        with self._tokenizer_lock:
-            return [self._finish(req, sequences[row, prompt_len:].tolist()) for row, req in enumerate(requests)]
+    def _logits_processors(self, requests: Sequence[GenerationRequest], prompt_length: int) -> list[Any]:
+        """The scripted logits processor when a script is set (tests script the real model)."""
+        if self.script is None:
+            return []
+        targets = [self.script_token_ids(req) for req in requests]
+        return [ScriptedLogitsProcessor(targets, prompt_length, self.eos_ids[0])]
+
+    def script_token_ids(self, request: GenerationRequest) -> list[int] | None:
+        """The token ids the script forces for ``request`` (``None``: generate freely)."""
+        if self.script is None:
+            return None
+        sample = request.sample
+        text = self.script.text_for(
+            sample.id if sample else request.key.split("#")[0],
+            request.assistant_prefix,
+            sample.answer if sample else None,
+        )
+        if text is None:
+            return None
+        with TOKENIZER_LOCK:
+            return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def _generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationOutput]:
+        jobs = [self._job(r) for r in requests]
+        generated = self.generator(jobs)
+        outputs = []
+        with TOKENIZER_LOCK:
+            for req, gen in zip(requests, generated, strict=True):
+                out = self._finish(req, gen.ids)
+                self.tokens.record(req.key, out.token_ids or [], out.text)
+                outputs.append(out)
+        return outputs
 
     def _budget(self, request: GenerationRequest) -> int:
         if self.max_new_tokens_cap is None:
@@ -252,18 +273,24 @@ class HFBackend(Backend):
             # Keep the shortest token prefix whose text already contains the stop string.
             while len(ids) > 1 and len(self.tokenizer.decode(ids[:-1], skip_special_tokens=False)) >= end:
                 ids = ids[:-1]
+            if len(self.tokenizer.decode(ids, skip_special_tokens=False)) > end:
+                # The last token runs past the stop string (e.g. ">\n"): replace it by the encoding
+                # of the text up to the stop string, so the ids the next round continues say what
+                # the returned text says.
+                head = ids[:-1]
+                head_text = self.tokenizer.decode(head, skip_special_tokens=False)
+                ids = head + self.tokenizer.encode(text[len(head_text):end], add_special_tokens=False)
             return GenerationOutput(text=text[:end], finish_reason="stop", token_ids=ids)
         return GenerationOutput(text=text, finish_reason="eos" if saw_eos else "length", token_ids=ids)
 
     def observation_token_ids(self, observation: str, images: Sequence[Image.Image]) -> list[int] | None:
-        """Token ids of an observation with each image expanded to its image tokens."""
-        text = expand_placeholders(self.processor, observation)
-        prepared = [self.prepare_image(im) for im in images]
-        with self._tokenizer_lock:
-            if not prepared:
-                return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            enc = self.processor(text=[text], images=prepared, return_tensors="pt")
-        return enc["input_ids"][0].tolist()
+        """Token ids of an observation with each image expanded to its image tokens.
+
+        The segment is kept: the trajectory's next round appends exactly these ids."""
+        return self.tokens.observation(observation, images).ids
+
+    def release(self, key: str) -> None:
+        self.tokens.release(key)
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]

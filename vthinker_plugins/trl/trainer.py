@@ -37,6 +37,7 @@ from vthinker_plugins.sample import Sample
 from vthinker_plugins.trl.config import VThinkerGRPOConfig
 from vthinker_plugins.trl.rewards import RewardSuite
 from vthinker_plugins.trl.rollout import (
+    RL_STOP_STRINGS,
     PolicyBackend,
     PromptedLoop,
     RolloutTensors,
@@ -226,6 +227,7 @@ class VThinkerGRPOTrainer(GRPOTrainer):
                 lambda: self._gen_model if self._gen_model is not None else self.accelerator.unwrap_model(self.model),
                 self.processing_class,
                 self.generation_config,
+                stop_strings=RL_STOP_STRINGS,
                 logits_processors=self._rollout_logits_processors,
             )
         vllm = self.vllm_generation
