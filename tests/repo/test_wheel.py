@@ -39,7 +39,8 @@ def test_wheel_ships_the_lmms_eval_tasks_and_finds_them(tmp_path: Path) -> None:
         assert any(n.endswith(f"data/share/vthinker-plugins/eval_tasks/lmms_eval/{task}") for n in names), task
 
     prefix = tmp_path / "prefix"
-    subprocess.run([*pip, "install", "--no-deps", "-q", "--prefix", str(prefix), str(wheel)],
+    # --ignore-installed: without it pip would uninstall the environment's own (editable) copy first.
+    subprocess.run([*pip, "install", "--no-deps", "--ignore-installed", "-q", "--prefix", str(prefix), str(wheel)],
                    check=True, env=env, capture_output=True)
     site = prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     code = (
@@ -53,3 +54,8 @@ def test_wheel_ships_the_lmms_eval_tasks_and_finds_them(tmp_path: Path) -> None:
     package_file, tasks = out.stdout.split()
     assert Path(package_file).is_relative_to(site), "the installed copy, not the checkout, must be imported"
     assert Path(tasks) == (prefix / "share" / "vthinker-plugins" / "eval_tasks" / "lmms_eval").resolve()
+    # The environment running the tests keeps its own install (pip must not have replaced it).
+    assert (Path(sys.executable).parent / "vthinker").exists()
+    from importlib.metadata import entry_points
+
+    assert any(ep.name == "vthinker" for ep in entry_points(group="lmms_eval.models"))
