@@ -277,6 +277,8 @@ def main(args: argparse.Namespace) -> int:
         "system_prompt_file": args.system_prompt_file, "user_prompt_file": args.user_prompt_file,
         "temperature": args.temperature, "top_p": args.top_p, "max_new_tokens": args.max_new_tokens,
         "max_tool_images": args.max_tool_images, "persistent_state": args.persistent_state,
+        # Finished rows keep their verdicts: scoring them otherwise (or not at all) would mix metrics.
+        "eval": scoring_on, "judge_model": args.judge_model, "judge_url": args.judge_url,
     })
     done = resume_rows(results)
     todo = [s for s in samples if s.id not in done]

@@ -149,3 +149,20 @@ def test_bad_arguments_fail_clearly(tmp_path, vthinker_cmd, cli_env, vtbench_fil
     assert proc.returncode != 0 and "different run (max_rounds: None -> 2)" in proc.stderr
     _run([*base, "--model", "reference", "--max-rounds", "2", "--overwrite"], cli_env, tmp_path)
     assert len(_rows(tmp_path / "o" / "results.jsonl")) == 3
+
+
+def test_resume_refuses_other_scoring_settings(tmp_path, vthinker_cmd, cli_env, vtbench_file) -> None:
+    """Rows finished without --eval have no verdict: resuming them with --eval (or with another judge)
+    would report metrics over the newly scored rows only."""
+    base = [*vthinker_cmd, "run", "--benchmark", "vtbench-reasoning", "--data", str(vtbench_file),
+            "--model", "reference", "--output", str(tmp_path / "o"), "--no-report"]
+    _run([*base, "--limit", "2"], cli_env, tmp_path)
+    assert all(r["verdict"] is None for r in _rows(tmp_path / "o" / "results.jsonl"))
+    proc = subprocess.run([*base, "--eval"], env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "different run (eval: False -> True)" in proc.stderr
+    _run([*base, "--eval", "--overwrite"], cli_env, tmp_path)
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["metrics"]["vtbench_reasoning"]["n"] == 3
+    proc = subprocess.run([*base, "--eval", "--judge-model", "judge-vl", "--judge-url", "http://127.0.0.1:9/v1"],
+                          env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "judge_model: None -> 'judge-vl'" in proc.stderr
