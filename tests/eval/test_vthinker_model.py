@@ -112,3 +112,35 @@ def test_openai_compatible_backend_through_the_model(tmp_path: Path) -> None:
     sent = [p for m in calls[0]["messages"] if isinstance(m["content"], list) for p in m["content"]]
     assert any(p.get("type") == "image_url" for p in sent)
     assert any("What is 3 + 4?" in p.get("text", "") for p in sent)
+
+
+def test_resume_never_reuses_another_models_trajectories(tmp_path: Path) -> None:
+    """A fixed image_dir resumes the same run only: records of another model (or other generation
+    settings) there are not passed off as this model's responses."""
+    from harness import judge_server
+
+    from vthinker_plugins.lmms_eval import records
+    from vthinker_plugins.lmms_eval.model import VThinker
+
+    docs = [{"q": "What is 3 + 4?", "image": Image.new("RGB", (64, 64), "white")}]
+
+    def run(model: str, reply: str, **options: object) -> tuple[str, list[dict]]:
+        records.clear()
+        with judge_server(reply) as (url, calls):
+            lm = VThinker(pretrained=model, backend="openai", base_url=url, api_key="x",
+                          image_dir=str(tmp_path / "images"), **options)
+            lm.task_dict = {"other_task": {"test": docs}}
+            try:
+                [result] = lm.generate_until(_requests(1))
+            finally:
+                lm.clean()
+        return result.text, list(calls)
+
+    first, calls = run("model-a", "<think>7</think><answer>7</answer>")
+    assert first.endswith("<answer>7</answer>") and len(calls) == 1
+    again, calls = run("model-a", "<think>7</think><answer>7</answer>")
+    assert again == first and calls == []  # the same run resumes: nothing generated again
+    with pytest.raises(ValueError, match="model-a"):
+        run("model-b", "<think>8</think><answer>8</answer>")
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        run("model-a", "<think>7</think><answer>7</answer>", max_new_tokens=64)

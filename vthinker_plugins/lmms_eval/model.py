@@ -25,7 +25,8 @@ Model args (``--model_args k=v,...``):
 - ``image_dir`` — where each sample's trajectory (``trajectory.json``) and generated
   images go; default ``<--output_path>/vthinker_images/<timestamp>`` (or
   ``./vthinker_images/...``). With a fixed ``image_dir``, samples already there are
-  not generated again (``resume=true``, the default): an interrupted run resumes.
+  not generated again (``resume=true``, the default): an interrupted run resumes. A record
+  that another model or other generation settings wrote there is refused, not reused.
 - Anything else goes to the backend (``device``, ``dtype``, ``max_pixels``,
   ``base_url``, ``api_key``, ``script`` ...). ``--batch_size N`` (N > 1) sets the
   backend's batch size.
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -60,6 +62,8 @@ from vthinker_plugins.trajectory_files import load_record, save_trajectory
 
 DEFAULT_MAX_ROUNDS = 5
 DEFAULT_MAX_NEW_TOKENS = 16384
+#: Backend options that do not change what the model generates (left out of a record's run identity).
+_TRANSPORT_OPTIONS = {"device", "base_url", "api_key", "timeout", "max_retries", "max_batch_size"}
 
 
 def _default_image_dir() -> Path:
@@ -125,6 +129,9 @@ class VThinker(lmms):
         if device is not None and is_local_model:
             backend_options.setdefault("device", device)
         self.backend = make_backend(self.spec, **backend_options)
+        # Backend options a resumed record must have been generated with (where and how the backend is
+        # reached may change between runs; credentials are never written to the records).
+        self._backend_options = {k: str(v) for k, v in sorted(backend_options.items()) if k not in _TRANSPORT_OPTIONS}
         if batch_size is not None and str(batch_size).isdigit() and int(batch_size) > 1:
             self.backend.max_batch_size = int(batch_size)
         self.batch_size_per_gpu = self.backend.max_batch_size
@@ -213,14 +220,16 @@ class VThinker(lmms):
         pbar = tqdm(total=len(requests), disable=(self.rank != 0), desc="V-Thinker responding")
         for i, request in enumerate(requests):
             key, sample, gen_kwargs = self._sample_for(request)
+            config = self._loop_config(gen_kwargs)
             folder = records.folder_for(self.image_dir, key)
             record = load_record(folder) if self.resume else None
+            if record is not None:
+                self._check_resumable(record, self._run_identity(config, sample), folder)
             if record is not None and not record.get("error"):  # done by an earlier, interrupted run
                 records.register(key, record)
                 results[i] = GenerationResult(text=record.get("text", ""))
                 pbar.update(1)
                 continue
-            config = self._loop_config(gen_kwargs)
             group = (config.max_new_tokens, config.temperature, config.top_p)
             configs[group] = config
             groups[group].append((i, key, sample))
@@ -237,6 +246,32 @@ class VThinker(lmms):
             raise RuntimeError(f"vthinker: no result for request(s) {missing}")
         return [r for r in results if r is not None]
 
+    def _run_identity(self, config: LoopConfig, sample: Sample) -> dict[str, Any]:
+        """Everything that decides a sample's trajectory besides the sample: kept in its record."""
+        prompts = hashlib.sha256(f"{self.prompts.system}\x00{self.prompts.user_template}".encode()).hexdigest()
+        return {
+            "model": self.spec,
+            "backend_options": self._backend_options,
+            "max_rounds": sample.max_rounds,
+            "max_new_tokens": config.max_new_tokens,
+            "max_tool_images": config.max_tool_images,
+            "temperature": config.temperature,
+            "top_p": config.top_p,
+            "persistent_state": config.persistent_state,
+            "prompts": prompts[:16],
+        }
+
+    @staticmethod
+    def _check_resumable(record: dict[str, Any], identity: dict[str, Any], folder: Path) -> None:
+        """Refuse to resume from a record another model or other settings produced (it would be
+        returned as this model's response)."""
+        earlier = record.get("run") or {"model": record.get("model")}
+        changed = sorted(k for k in earlier if earlier.get(k) != identity.get(k))
+        if changed:
+            details = ", ".join(f"{k}: {earlier.get(k)!r} -> {identity.get(k)!r}" for k in changed)
+            raise ValueError(f"vthinker: {folder} holds a trajectory of a different run ({details}); "
+                             "use another image_dir (or resume=false to overwrite it)")
+
     def _run_group(
         self,
         config: LoopConfig,
@@ -251,7 +286,8 @@ class VThinker(lmms):
         def on_result(trajectory: Trajectory) -> None:
             i, key = by_sample[id(trajectory.sample)]
             folder = records.folder_for(self.image_dir, key)
-            record = save_trajectory(trajectory, folder, extra={"key": key, "model": self.spec})
+            run = self._run_identity(config, trajectory.sample)
+            record = save_trajectory(trajectory, folder, extra={"key": key, "model": self.spec, "run": run})
             records.register(key, record)
             if trajectory.error:
                 failures.append(f"{key}: {trajectory.error}")
