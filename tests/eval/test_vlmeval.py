@@ -86,3 +86,37 @@ def test_launcher_takes_vlmevalkit_arguments() -> None:
     assert args.lmudata == "/tmp/x" and args.vthinker_model == ["a=/ckpt"]
     with pytest.raises(SystemExit):
         parser.parse_args(["--data", "VTBench", "--no-such-flag"])
+
+
+def test_models_sharing_a_work_dir_keep_their_own_trajectories(tmp_path: Path) -> None:
+    """Two models evaluated into one work dir (``--model A B``, one image folder): the second
+    model's trajectories must not replace the first one's, which its evaluation reads back."""
+    from harness import judge_server
+    from PIL import Image
+
+    from vthinker_plugins.vlmeval.model import VThinkerChat
+
+    image = tmp_path / "0.png"
+    Image.new("RGB", (64, 64), "white").save(image)
+    message = [{"type": "image", "value": str(image)}, {"type": "text", "value": "What is 3 + 4?"}]
+    outputs = {}
+    for name, reply in (("openai:model-a", "<think>7</think><answer>7</answer>"),
+                        ("openai:model-b", "<think>8</think><answer>8</answer>")):
+        with judge_server(reply) as (url, _calls):
+            model = VThinkerChat(model_path=name, base_url=url, api_key="x",
+                                 image_dir=str(tmp_path / "vthinker_images"))
+            outputs[name] = model.generate_inner(message, dataset="VTBench_Reasoning")
+            model.backend.close()
+    records = {name: json.loads(out["extra_records"])["record"] for name, out in outputs.items()}
+    assert records["openai:model-a"] != records["openai:model-b"]
+    for name, out in outputs.items():
+        assert json.loads(Path(records[name]).read_text())["text"] == out["prediction"]
+    assert json.loads(Path(records["openai:model-a"]).read_text())["answer"] == "7"
+
+    # Models registered by name (several names may share one checkpoint) get a folder per name.
+    import vlmeval.config
+
+    from vthinker_plugins.vlmeval import register_model
+
+    register_model("V-Thinker-a", "/ckpt", max_rounds=1)
+    assert vlmeval.config.supported_VLM["V-Thinker-a"].keywords["name"] == "V-Thinker-a"

@@ -8,8 +8,9 @@
 
 ``generate_inner`` returns ``{"prediction": <whole assistant turn>, "extra_records":
 <JSON: answer, rounds, tool calls, generated image paths, trajectory file>}``; the
-trajectory JSON and the generated images go to ``image_dir``
-(default ``$VTHINKER_VLMEVAL_IMAGE_DIR`` or ``./outputs/vthinker_images``).
+trajectory JSON and the generated images go to ``image_dir/<model name>/<dataset>/``
+(``image_dir`` default ``$VTHINKER_VLMEVAL_IMAGE_DIR`` or ``./outputs/vthinker_images``), so
+models evaluated in one work dir never overwrite each other's trajectories.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class VThinkerChat(BaseModel):
             the VTBench perception/instruction rows carry 1).
         max_new_tokens, max_tool_images, temperature, top_p, persistent_state: loop limits.
         system_prompt_file, user_prompt_file: prompts from files (e.g. the official ``data/prompt.txt``).
-        image_dir: where trajectories and generated images are written.
+        image_dir: where trajectories and generated images are written (one folder per model).
+        name: the model's name in VLMEvalKit (its folder under ``image_dir``); default: ``model_path``.
         **backend_options: passed to the backend (``device``, ``max_pixels``, ``base_url``, ``script`` ...).
     """
 
@@ -65,12 +67,14 @@ class VThinkerChat(BaseModel):
         system_prompt_file: str | None = None,
         user_prompt_file: str | None = None,
         image_dir: str | None = None,
+        name: str | None = None,
         **backend_options: Any,
     ) -> None:
         super().__init__()
         from vthinker_plugins.backends import make_backend
 
         self.model_path = str(model_path)
+        self.name = str(name or model_path)
         self.max_rounds = int(max_rounds)
         self.backend = make_backend(self.model_path, **backend_options)
         self.config = LoopConfig(
@@ -116,7 +120,8 @@ class VThinkerChat(BaseModel):
         sample = self._sample(message, dataset)
         trajectory = self.loop.run([sample])[0]
         key = f"{dataset}:{sample.meta.get('index', sample.id)}"
-        record = save_trajectory(trajectory, self.image_dir / str(dataset) / safe_name(key), extra={"key": key})
+        folder = self.image_dir / safe_name(self.name) / str(dataset) / safe_name(key)
+        record = save_trajectory(trajectory, folder, extra={"key": key, "model": self.name})
         extra = {
             "answer": record["answer"],
             "n_rounds": record["n_rounds"],
@@ -143,7 +148,7 @@ def register_models() -> list[str]:
 
     vlmeval.vlm.VThinkerChat = VThinkerChat
     path = os.environ.get("VTHINKER_MODEL_PATH", V_THINKER_7B)
-    vlmeval.config.supported_VLM["V-Thinker-7B"] = partial(VThinkerChat, model_path=path)
+    vlmeval.config.supported_VLM["V-Thinker-7B"] = partial(VThinkerChat, model_path=path, name="V-Thinker-7B")
     return ["V-Thinker-7B"]
 
 
@@ -151,4 +156,4 @@ def register_model(name: str, spec: str, **options: Any) -> None:
     """Register ``name`` in ``supported_VLM`` as V-Thinker on backend ``spec`` (e.g. a local checkpoint)."""
     import vlmeval.config
 
-    vlmeval.config.supported_VLM[name] = partial(VThinkerChat, model_path=spec, **options)
+    vlmeval.config.supported_VLM[name] = partial(VThinkerChat, model_path=spec, name=name, **options)
