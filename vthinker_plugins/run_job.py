@@ -67,8 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--user-prompt-file", default=None, help="user template with {images} and {question} fields")
     g = parser.add_argument_group("scoring and output")
     g.add_argument("--eval", action="store_true", help="score every row and write metrics (on for the default)")
-    g.add_argument("--judge-url", default=None, help="OpenAI-compatible base URL of an LLM judge")
-    g.add_argument("--judge-model", default=None, help="judge model name (enables judge-based VTBench scoring)")
+    g.add_argument("--judge-url", default=None,
+                   help="OpenAI-compatible base URL of an LLM judge (default: VTHINKER_JUDGE_URL)")
+    g.add_argument("--judge-model", default=None,
+                   help="judge model name, enables judge-based VTBench scoring (default: VTHINKER_JUDGE_MODEL)")
     g.add_argument("--judge-api-key", default=None, help="judge API key (default: OPENAI_API_KEY)")
     g.add_argument("--output", default=None, help="output folder (default: runs/<benchmark>__<model>)")
     g.add_argument("--overwrite", action="store_true", help="discard earlier results in the output folder")
@@ -203,17 +205,29 @@ def trajectory_row(traj: Trajectory, out_dir: Path, verdict: dict[str, Any] | No
 
 # --------------------------------------------------------------------------- scoring glue
 
-def make_judge(args: argparse.Namespace, out: Path) -> Any:
-    """The LLM judge of the scoring module (verdicts cached in ``<output>/judge_cache.jsonl``), or
-    ``None``: judge-free scoring (pixel metric for VTBench drawings, answer matching otherwise)."""
-    if not args.judge_model:
+def judge_endpoint(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(judge model, base URL): ``--judge-model``/``--judge-url``, else ``VTHINKER_JUDGE_MODEL``/
+    ``VTHINKER_JUDGE_URL``; ``(None, None)`` without a judge model."""
+    model = args.judge_model or os.environ.get("VTHINKER_JUDGE_MODEL") or None
+    url = args.judge_url or os.environ.get("VTHINKER_JUDGE_URL") or None
+    if model is None:
         if args.judge_url:
             raise SystemExit("--judge-url needs --judge-model")
+        return None, None
+    return model, url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+
+
+def make_judge(args: argparse.Namespace, out: Path) -> Any:
+    """The LLM judge of the scoring module (verdicts cached in ``<output>/judge_cache.jsonl`` unless
+    ``VTHINKER_JUDGE_CACHE`` says otherwise; prompt files and limits from ``VTHINKER_JUDGE_*``), or
+    ``None``: judge-free scoring (pixel metric for VTBench drawings, answer matching otherwise)."""
+    model, base_url = judge_endpoint(args)
+    if model is None:
         return None
     from vthinker_plugins.scoring import Judge
 
-    base_url = args.judge_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-    return Judge(base_url, args.judge_model, api_key=args.judge_api_key, cache_path=out / "judge_cache.jsonl")
+    options = {"cache_path": out / "judge_cache.jsonl", **Judge.env_options()}
+    return Judge(base_url, model, api_key=args.judge_api_key, **options)
 
 
 # --------------------------------------------------------------------------- main
@@ -278,7 +292,7 @@ def main(args: argparse.Namespace) -> int:
         "temperature": args.temperature, "top_p": args.top_p, "max_new_tokens": args.max_new_tokens,
         "max_tool_images": args.max_tool_images, "persistent_state": args.persistent_state,
         # Finished rows keep their verdicts: scoring them otherwise (or not at all) would mix metrics.
-        "eval": scoring_on, "judge_model": args.judge_model, "judge_url": args.judge_url,
+        "eval": scoring_on, **dict(zip(("judge_model", "judge_url"), judge_endpoint(args), strict=True)),
     })
     done = resume_rows(results)
     todo = [s for s in samples if s.id not in done]

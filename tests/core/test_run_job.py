@@ -8,9 +8,12 @@ import io
 import json
 import signal
 import subprocess
+import threading
 import time
 from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 from PIL import Image
 
@@ -166,3 +169,47 @@ def test_resume_refuses_other_scoring_settings(tmp_path, vthinker_cmd, cli_env, 
     proc = subprocess.run([*base, "--eval", "--judge-model", "judge-vl", "--judge-url", "http://127.0.0.1:9/v1"],
                           env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "judge_model: None -> 'judge-vl'" in proc.stderr
+
+
+class _JudgeHandler(BaseHTTPRequestHandler):
+    """An OpenAI-compatible judge on 127.0.0.1 that always answers 1 and keeps the requests."""
+
+    calls: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        type(self).calls.append(body)
+        payload = json.dumps({"id": "j", "object": "chat.completion", "created": 0, "model": body.get("model"),
+                              "choices": [{"index": 0, "finish_reason": "stop",
+                                           "message": {"role": "assistant", "content": "1"}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_judge_configured_by_the_environment(tmp_path, vthinker_cmd, cli_env, vtbench_file) -> None:
+    """``VTHINKER_JUDGE_URL``/``VTHINKER_JUDGE_MODEL`` (README) judge the drawings of ``vthinker run``,
+    with the official prompt from ``VTHINKER_JUDGE_PROMPT_<TASK>`` when set."""
+    prompt = tmp_path / "official_perception_prompt.txt"
+    prompt.write_text("OFFICIAL PERCEPTION PROMPT {question}")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _JudgeHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = dict(cli_env, VTHINKER_JUDGE_URL=f"http://127.0.0.1:{server.server_address[1]}/v1",
+               VTHINKER_JUDGE_MODEL="judge-vl", VTHINKER_JUDGE_PROMPT_PERCEPTION=str(prompt), OPENAI_API_KEY="x")
+    try:
+        _run([*vthinker_cmd, "run", "--benchmark", "vtbench-perception", "--data", str(vtbench_file), "--model",
+              "reference", "--eval", "--limit", "2", "--output", str(tmp_path / "o"), "--no-report"], env, tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    rows = _rows(tmp_path / "o" / "results.jsonl")
+    assert [r["verdict"]["judge_status"] for r in rows] == ["ok", "ok"]
+    assert len(_JudgeHandler.calls) == 2 and {c["model"] for c in _JudgeHandler.calls} == {"judge-vl"}
+    texts = [p["text"] for c in _JudgeHandler.calls for p in c["messages"][0]["content"] if p["type"] == "text"]
+    assert sum(t.startswith("OFFICIAL PERCEPTION PROMPT") for t in texts) == 2
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["judge_model"] == "judge-vl"

@@ -295,8 +295,16 @@ class Judge:
         url, model = os.environ.get("VTHINKER_JUDGE_URL"), os.environ.get("VTHINKER_JUDGE_MODEL")
         if not url or not model:
             return None
+        kwargs: dict[str, Any] = {"api_key": os.environ.get("OPENAI_API_KEY"), **cls.env_options()}
+        kwargs.update(overrides)
+        return cls(url, model, **kwargs)
+
+    @staticmethod
+    def env_options() -> dict[str, Any]:
+        """The optional settings of the ``VTHINKER_JUDGE_*`` variables (see :meth:`from_env`), for judges
+        whose endpoint is given otherwise (``vthinker run --judge-url``, VLMEvalKit's ``--judge``)."""
         env = os.environ
-        kwargs: dict[str, Any] = {"api_key": env.get("OPENAI_API_KEY")}
+        kwargs: dict[str, Any] = {}
         for name, key, cast in (
             ("concurrency", "VTHINKER_JUDGE_CONCURRENCY", int),
             ("timeout", "VTHINKER_JUDGE_TIMEOUT", float),
@@ -312,8 +320,7 @@ class Judge:
                         if env.get(f"VTHINKER_JUDGE_PROMPT_{task.upper()}")}
         if prompt_files:
             kwargs["prompt_files"] = prompt_files
-        kwargs.update(overrides)
-        return cls(url, model, **kwargs)
+        return kwargs
 
     def __repr__(self) -> str:
         return f"Judge(model={self.model!r}, base_url={self.base_url!r})"
