@@ -120,3 +120,32 @@ def test_models_sharing_a_work_dir_keep_their_own_trajectories(tmp_path: Path) -
 
     register_model("V-Thinker-a", "/ckpt", max_rounds=1)
     assert vlmeval.config.supported_VLM["V-Thinker-a"].keywords["name"] == "V-Thinker-a"
+
+
+def test_vlmevalkit_judge_uses_the_official_prompt_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With VLMEvalKit's own judge arguments, ``VTHINKER_JUDGE_PROMPT_INSTRUCTION`` (the dataset card's
+    prompt, eval_tasks/README.md) is still what the judge is asked."""
+    import asyncio
+
+    from harness import judge_server
+    from PIL import Image
+
+    from vthinker_plugins.vlmeval.datasets import judge_for
+
+    prompt = tmp_path / "official_instruction_prompt.txt"
+    prompt.write_text("OFFICIAL INSTRUCTION PROMPT {instruction}")
+    monkeypatch.setenv("VTHINKER_JUDGE_PROMPT_INSTRUCTION", str(prompt))
+    image = Image.new("RGB", (32, 32), "white")
+    with judge_server("1") as (url, calls):
+        judge = judge_for({"model": "judge-vl", "api_base": f"{url}/chat/completions", "key": "x", "retry": 0})
+
+        async def ask() -> object:
+            try:
+                return await judge.judge_images("instruction", "Draw AB.", image, image, image)
+            finally:
+                await judge.aclose()
+
+        result = asyncio.run(ask())
+    assert result.ok and result.value == 1 and len(calls) == 1
+    texts = [p["text"] for p in calls[0]["messages"][0]["content"] if p["type"] == "text"]
+    assert "OFFICIAL INSTRUCTION PROMPT Draw AB." in texts

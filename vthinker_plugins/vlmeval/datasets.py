@@ -309,14 +309,15 @@ class _VThinkerDataset(ImageBaseDataset):
 
 def judge_for(judge_kwargs: dict[str, Any]) -> Any:
     """The LMM judge: VLMEvalKit's ``--judge MODEL --judge-base-url URL [--judge-key KEY]`` when a base
-    URL was given, else the one configured by ``VTHINKER_JUDGE_*`` (or none: pixel metric and rules)."""
+    URL was given (prompt files, cache and limits still from ``VTHINKER_JUDGE_*``), else the one
+    configured by ``VTHINKER_JUDGE_*`` (or none: pixel metric and rules)."""
     from vthinker_plugins.scoring.judge import Judge
 
     api_base = judge_kwargs.get("api_base")
     if not api_base:
         return Judge.from_env()
     base_url = str(api_base).removesuffix("/chat/completions")
-    options: dict[str, Any] = {"api_key": judge_kwargs.get("key")}
+    options: dict[str, Any] = {**Judge.env_options(), "api_key": judge_kwargs.get("key")}
     if judge_kwargs.get("timeout"):
         options["timeout"] = float(judge_kwargs["timeout"])
     if judge_kwargs.get("nproc"):
