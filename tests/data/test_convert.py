@@ -222,3 +222,31 @@ def test_verification_in_the_sandbox(interaction_parquet, tmp_path) -> None:
 def test_rows_helper_covers_every_reason() -> None:
     _, bad = interaction_rows()
     assert set(bad.values()) >= {"placeholder_count_mismatch", "missing_edited_image", "undecodable_image"}
+
+
+class _FailsOnce:
+    """The perception converter behind a failure of the machinery on the first call (e.g. the sandbox
+    of --verify falling over): every row of that shard is excluded as converter_error."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+        self.inner = perception.PerceptionConverter()
+
+    def __call__(self, rows: list[dict]) -> list:
+        if not self.marker.exists():
+            self.marker.touch()
+            raise RuntimeError("sandbox pool died")
+        return self.inner(rows)
+
+
+def test_shards_lost_to_a_converter_error_are_retried_on_resume(tmp_path: Path) -> None:
+    from vthinker_plugins.data.sharegpt import convert
+
+    rows = [perception_row(i) for i in range(4)]
+    converter = _FailsOnce(tmp_path / "failed_once")
+    first = convert([("train", rows)], converter, tmp_path / "out", "p", shard_size=2, progress=False)
+    assert first["written"] == 2 and first["excluded_by_reason"] == {"converter_error": 2}
+    # The same command again: the shard that fell over is converted, the finished one is kept.
+    again = convert([("train", rows)], converter, tmp_path / "out", "p", shard_size=2, progress=False)
+    assert again["written"] == 4 and again["excluded"] == 0 and again["shards"] == 2
+    assert [s["id"] for s in read_jsonl(tmp_path / "out" / "p")] == ["vp-0", "vp-1", "vp-2", "vp-3"]

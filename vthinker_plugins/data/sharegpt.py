@@ -7,7 +7,8 @@ resolve against it)::
     <name>/<split>-00000.jsonl        the samples (a flat folder of one file type)
     images/<name>/<split>-00000/...   the image files the samples point to
     reports/<name>/manifest.json      what was converted with which options
-    reports/<name>/<split>-00000.json per-shard report (its presence marks the shard done)
+    reports/<name>/<split>-00000.json per-shard report (its presence marks the shard done,
+                                      unless its converter raised: then it is redone)
     reports/<name>/excluded.jsonl     every excluded row: id, reason, detail
     reports/<name>/summary.json       counts per reason
 
@@ -34,6 +35,9 @@ from vthinker_plugins.data.sources import DataError
 
 #: A function that converts a list of raw rows; each result is a sample or the reason it was excluded.
 BatchConverter = Callable[[list[dict[str, Any]]], list["ConvertedRow | RowExcluded"]]
+
+#: Exclusion reason of every row of a shard whose converter raised; such shards are redone on resume.
+CONVERTER_ERROR = "converter_error"
 
 SHAREGPT_TAGS = {
     "role_tag": "role",
@@ -127,7 +131,7 @@ def run_shard(job: ShardJob, rows: list[dict[str, Any]], converter: BatchConvert
     try:
         results = converter(rows)
     except Exception as exc:  # noqa: BLE001 - a bug must not lose the other shards; every row gets the reason
-        results = [RowExcluded("converter_error", f"{type(exc).__name__}: {exc}") for _ in rows]
+        results = [RowExcluded(CONVERTER_ERROR, f"{type(exc).__name__}: {exc}") for _ in rows]
     records, excluded = _records(job, results, rows)
     data_path = Path(job.out_dir) / job.name / f"{job.shard}.{job.fmt}"
     if records:
@@ -163,6 +167,8 @@ def _done_report(out_dir: Path, name: str, shard: str, n_rows: int) -> ShardRepo
     if not path.exists():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
+    if any(e.get("reason") == CONVERTER_ERROR for e in data.get("excluded") or []):
+        return None  # the converter itself fell over (not a property of the rows): convert it again
     return ShardReport(**data) if data.get("n_rows") == n_rows else None
 
 
