@@ -13,8 +13,8 @@ Outputs in ``--output`` (default ``runs/<benchmark>__<model>``):
 ``results.jsonl`` (one row per sample, appended as each finishes), ``images/``
 (inputs and every sandbox image, PNG, referenced from the rows), ``summary.json``
 (metrics) and ``report.html`` (self-contained). A re-run resumes: finished rows
-are kept, rows whose trajectory ended in an error are retried, a line cut by a
-kill is dropped; ``--overwrite`` starts over.
+are kept, rows whose trajectory ended in an error or whose judge call failed are
+retried, a line cut by a kill is dropped; ``--overwrite`` starts over.
 """
 
 from __future__ import annotations
@@ -105,12 +105,13 @@ def read_results(path: Path) -> list[dict[str, Any]]:
 
 
 def resume_rows(path: Path) -> dict[str, dict[str, Any]]:
-    """Finished rows by id (latest wins); errored rows are dropped so they are retried.
-    The file is rewritten atomically when anything was dropped, so it never holds duplicates."""
+    """Finished rows by id (latest wins); errored rows and rows the judge failed to score are dropped
+    so they are retried. The file is rewritten atomically when anything was dropped, so it never
+    holds duplicates."""
     rows = read_results(path)
     kept: dict[str, dict[str, Any]] = {}
     for row in rows:
-        if row.get("error"):
+        if row.get("error") or (row.get("verdict") or {}).get("judge_status") == "failed":
             kept.pop(str(row["id"]), None)
         else:
             kept[str(row["id"])] = row

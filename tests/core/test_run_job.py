@@ -175,10 +175,16 @@ class _JudgeHandler(BaseHTTPRequestHandler):
     """An OpenAI-compatible judge on 127.0.0.1 that always answers 1 and keeps the requests."""
 
     calls: ClassVar[list[dict]] = []
+    down = False  # answer 503 (a judge that is not up yet)
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         type(self).calls.append(body)
+        if type(self).down:
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         payload = json.dumps({"id": "j", "object": "chat.completion", "created": 0, "model": body.get("model"),
                               "choices": [{"index": 0, "finish_reason": "stop",
                                            "message": {"role": "assistant", "content": "1"}}]}).encode()
@@ -213,3 +219,28 @@ def test_judge_configured_by_the_environment(tmp_path, vthinker_cmd, cli_env, vt
     texts = [p["text"] for c in _JudgeHandler.calls for p in c["messages"][0]["content"] if p["type"] == "text"]
     assert sum(t.startswith("OFFICIAL PERCEPTION PROMPT") for t in texts) == 2
     assert json.loads((tmp_path / "o" / "run.json").read_text())["judge_model"] == "judge-vl"
+
+
+def test_rows_the_judge_failed_on_are_retried(tmp_path, vthinker_cmd, cli_env, vtbench_file) -> None:
+    """A judge that was down leaves rows unscored (judge_failed); re-running the command judges them."""
+    handler = type("Handler", (_JudgeHandler,), {"calls": [], "down": True})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = dict(cli_env, VTHINKER_JUDGE_URL=f"http://127.0.0.1:{server.server_address[1]}/v1",
+               VTHINKER_JUDGE_MODEL="judge-vl", VTHINKER_JUDGE_RETRIES="0", OPENAI_API_KEY="x")
+    cmd = [*vthinker_cmd, "run", "--benchmark", "vtbench-perception", "--data", str(vtbench_file), "--model",
+           "reference", "--eval", "--limit", "2", "--output", str(tmp_path / "o"), "--no-report"]
+    try:
+        _run(cmd, env, tmp_path)
+        rows = _rows(tmp_path / "o" / "results.jsonl")
+        assert [(r["correct"], r["verdict"]["judge_status"]) for r in rows] == [(None, "failed")] * 2
+        handler.down = False
+        proc = _run(cmd, env, tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "0 already done" in proc.stdout
+    rows = _rows(tmp_path / "o" / "results.jsonl")
+    assert [(r["correct"], r["verdict"]["judge_status"]) for r in rows] == [(True, "ok")] * 2
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())["metrics"]["vtbench_perception"]
+    assert summary["judge_failed"] == 0 and summary["scored"] == 2
