@@ -23,6 +23,9 @@ OPTIONS = ["12", "15", "\\frac{1}{2}", "Wednesday", "none of these"]
         ("Wednesday", "wednesday", True), ("  Yes. ", "yes", True), ("no", "yes", False),
         ("", "5", False), ("5", "", False), (None, "5", False),
         ("\\pi", "\\pi", True), ("2\\pi", "6.28", False),
+        # Percentages however written (math-verify reads % as a comment inside \\boxed{}).
+        ("25\\%", "25%", True), ("25 %", "25%", True), ("25.0%", "25%", True), ("25%", "25\\%", True),
+        ("26%", "25%", False), ("25\\%", "26%", False),
     ],
 )
 def test_free_form(prediction, gold, expected):

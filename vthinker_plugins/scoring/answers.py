@@ -44,8 +44,11 @@ def choice_letter(text: str, n_options: int) -> str | None:
 
 def _wrap(text: str) -> str:
     # math-verify finds LaTeX inside $...$ or \boxed{}; a bare answer is put in a box so that
-    # "\frac{1}{2}", "(3, -4)" and "30^\circ" are all read as mathematics.
-    return text if ("$" in text or "\\boxed" in text) else f"\\boxed{{{text}}}"
+    # "\frac{1}{2}", "(3, -4)" and "30^\circ" are all read as mathematics. A percentage goes
+    # between dollars instead: inside \boxed{} math-verify reads "%" as a comment and "25\%" as text.
+    if "$" in text or "\\boxed" in text:
+        return text
+    return f"${text}$" if "%" in text else f"\\boxed{{{text}}}"
 
 
 def _timeout() -> int | None:
