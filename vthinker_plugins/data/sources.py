@@ -9,6 +9,7 @@ One source string covers the three places data lives:
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,19 @@ def is_local(source: str | Path) -> bool:
     return Path(source).expanduser().exists()
 
 
+#: File and folder names that say which split a data file holds (hub layouts, MATH-V's test/testmini).
+_SPLIT_NAME_RE = re.compile(r"(train|test|testmini|validation|val|dev|train_part\d+|v_perception_40k)")
+
+
+def _split_of(file: Path, root: Path) -> str | None:
+    """The split a data file under ``root`` is named after (``test.jsonl``,
+    ``testmini-00000-of-00001.parquet``, ``train/part-0.parquet``), or ``None`` for other names."""
+    for name in (file.stem, file.stem.split("-", 1)[0], *file.relative_to(root).parts[:-1]):
+        if _SPLIT_NAME_RE.fullmatch(name):
+            return name
+    return None
+
+
 def _data_files(path: Path, split: str | None) -> tuple[str, list[str]]:
     if path.is_file():
         files = [path]
@@ -34,6 +48,10 @@ def _data_files(path: Path, split: str | None) -> tuple[str, list[str]]:
         if split is not None:
             # Prefer files named after the split (test.jsonl, train_part1-*.parquet, ...).
             named = [p for p in files if p.stem == split or p.stem.startswith(f"{split}-") or p.parent.name == split]
+            other = sorted({s for p in files if (s := _split_of(p, path)) is not None and s != split})
+            if not named and other:  # e.g. only testmini.jsonl: never serve it as the test split
+                raise DataError(f"{path}: no file for split {split!r}; the files are of split(s) {other}: "
+                                f"{sorted(p.name for p in files)[:10]}")
             files = named or files
         if not files:
             raise DataError(f"{path}: no parquet/jsonl/json/csv/arrow files found")
