@@ -35,6 +35,7 @@ from vthinker_plugins.loop import LoopConfig, Trajectory
 
 RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, IMAGES_DIR = "results.jsonl", "summary.json", "report.html", "images"
 BUILTIN = "builtin"
+_SECRET_OPTIONS = ("api_key", "api-key")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -288,7 +289,9 @@ def main(args: argparse.Namespace) -> int:
             s.max_rounds = args.max_rounds
     check_run_identity(out, {
         "benchmark": benchmark, "data": data, "split": args.split, "model": model,
-        "model_options": sorted(args.model_option), "max_rounds": args.max_rounds,
+        # Credentials identify no run and must not land in the output folder.
+        "model_options": sorted(o for o in args.model_option if o.partition("=")[0].strip() not in _SECRET_OPTIONS),
+        "max_rounds": args.max_rounds,
         "system_prompt_file": args.system_prompt_file, "user_prompt_file": args.user_prompt_file,
         "temperature": args.temperature, "top_p": args.top_p, "max_new_tokens": args.max_new_tokens,
         "max_tool_images": args.max_tool_images, "persistent_state": args.persistent_state,

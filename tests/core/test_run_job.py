@@ -244,3 +244,17 @@ def test_rows_the_judge_failed_on_are_retried(tmp_path, vthinker_cmd, cli_env, v
     assert [(r["correct"], r["verdict"]["judge_status"]) for r in rows] == [(True, "ok")] * 2
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())["metrics"]["vtbench_perception"]
     assert summary["judge_failed"] == 0 and summary["scored"] == 2
+
+
+def test_api_keys_stay_out_of_the_output_folder(tmp_path, vthinker_cmd, cli_env, vtbench_file) -> None:
+    """``--model-option api_key=...`` identifies no run: it is not written to run.json (output folders
+    get shared), and a new key does not block resuming."""
+    base = [*vthinker_cmd, "run", "--benchmark", "vtbench-reasoning", "--data", str(vtbench_file), "--model",
+            "openai:served", "--model-option", "base_url=http://127.0.0.1:9/v1", "--model-option", "max_retries=0",
+            "--limit", "1", "--output", str(tmp_path / "o"), "--no-report"]
+    _run([*base, "--model-option", "api_key=sk-secret-1"], cli_env, tmp_path)
+    assert "sk-secret" not in (tmp_path / "o" / "run.json").read_text()
+    assert _rows(tmp_path / "o" / "results.jsonl")[0]["error"]  # nothing listens there: an error row
+    proc = _run([*base, "--model-option", "api_key=sk-secret-2"], cli_env, tmp_path)
+    assert "0 already done" in proc.stdout  # the errored row is retried under the new key
+    assert "sk-secret" not in (tmp_path / "o" / "run.json").read_text()
