@@ -144,3 +144,32 @@ def test_resume_never_reuses_another_models_trajectories(tmp_path: Path) -> None
         run("model-b", "<think>8</think><answer>8</answer>")
     with pytest.raises(ValueError, match="max_new_tokens"):
         run("model-a", "<think>7</think><answer>7</answer>", max_new_tokens=64)
+
+
+def test_max_batch_size_reaches_the_backend(tmp_path: Path, tiny_model_dir: Path, draw_script: Path) -> None:
+    """``max_batch_size=`` in model_args (built the way lmms-eval builds models) sets the backend's batch size."""
+    from vthinker_plugins.lmms_eval import records
+    from vthinker_plugins.lmms_eval.model import VThinker
+
+    records.clear()
+    docs = [{"q": f"Question {i}?", "image": Image.new("RGB", (200, 160), "white")} for i in range(3)]
+    args = f"pretrained={tiny_model_dir},script={draw_script},device=cpu,image_dir={tmp_path / 'images'}"
+    lm = VThinker.create_from_arg_string(f"{args},max_batch_size=1", {"batch_size": 1, "device": None})
+    assert lm.backend.max_batch_size == 1 and lm.batch_size == 1
+    lm.task_dict = {"other_task": {"test": docs}}
+    sizes: list[int] = []
+    generate = lm.backend.generate
+
+    def spy(requests: list) -> list:
+        sizes.append(len(requests))
+        return generate(requests)
+
+    lm.backend.generate = spy  # type: ignore[method-assign]
+    results = lm.generate_until(_requests(3))
+    assert len(results) == 3 and all(r.text.endswith("</answer>") for r in results)
+    assert sizes and max(sizes) == 1, sizes
+
+    # --batch_size N is capped at max_batch_size; alone it still sets the batch size.
+    capped = VThinker.create_from_arg_string(f"{args}2,max_batch_size=2", {"batch_size": 8})
+    assert capped.backend.max_batch_size == 2
+    assert VThinker.create_from_arg_string(f"{args}3", {"batch_size": 3}).backend.max_batch_size == 3

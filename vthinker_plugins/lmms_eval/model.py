@@ -28,8 +28,9 @@ Model args (``--model_args k=v,...``):
   not generated again (``resume=true``, the default): an interrupted run resumes. A record
   that another model or other generation settings wrote there is refused, not reused.
 - Anything else goes to the backend (``device``, ``dtype``, ``max_pixels``,
-  ``base_url``, ``api_key``, ``script`` ...). ``--batch_size N`` (N > 1) sets the
-  backend's batch size.
+  ``base_url``, ``api_key``, ``script`` ...). ``max_batch_size=N`` (or lmms-eval's
+  ``--max_batch_size N``) and ``--batch_size N`` (N > 1) set the backend's batch size
+  (requests per generation step); with both, ``--batch_size`` is capped at ``max_batch_size``.
 
 The response logged for each doc is the whole assistant turn (code and sandbox
 observations included); the task's ``process_results`` finds the generated images
@@ -128,12 +129,22 @@ class VThinker(lmms):
             device = f"cuda:{local_rank}"
         if device is not None and is_local_model:
             backend_options.setdefault("device", device)
+        # Requests per generation step: ``max_batch_size`` (model_args or lmms-eval's --max_batch_size) and
+        # ``--batch_size N`` (N > 1); with both, the batch size is capped at max_batch_size.
+        batch = int(batch_size) if batch_size is not None and str(batch_size).isdigit() else None
+        batch = batch if batch is not None and batch > 1 else None
+        if max_batch_size is not None:
+            if int(max_batch_size) < 1:
+                raise ValueError(f"max_batch_size={max_batch_size!r}: must be a positive integer")
+            batch = int(max_batch_size) if batch is None else min(batch, int(max_batch_size))
+        if batch is not None and self.spec != "reference":  # the oracle takes no constructor options
+            backend_options["max_batch_size"] = batch
         self.backend = make_backend(self.spec, **backend_options)
+        if batch is not None:
+            self.backend.max_batch_size = batch
         # Backend options a resumed record must have been generated with (where and how the backend is
         # reached may change between runs; credentials are never written to the records).
         self._backend_options = {k: str(v) for k, v in sorted(backend_options.items()) if k not in _TRANSPORT_OPTIONS}
-        if batch_size is not None and str(batch_size).isdigit() and int(batch_size) > 1:
-            self.backend.max_batch_size = int(batch_size)
         self.batch_size_per_gpu = self.backend.max_batch_size
 
         self.max_rounds = None if max_rounds is None else int(max_rounds)
