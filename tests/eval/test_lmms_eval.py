@@ -73,10 +73,34 @@ def test_mathvision_testmini_with_plain_lmms_eval_and_include_path(lmms_mathvisi
         verdict = row["accuracy"]
         assert verdict["correct"] is True and verdict["level"] is not None and verdict["subject"]
         assert all(Path(p).exists() for p in verdict["generated_images"])
-    layout = json.loads((run.out / "out" / "vthinker" / "vthinker_mathvision_testmini_mathvision_scores.json")
-                        .read_text())
+    # The official layout sits beside lmms-eval's own results file, in the model's folder.
+    scores = sorted((run.out / "out").glob("*/*_vthinker_mathvision_testmini_mathvision_scores.json"))
+    assert len(scores) == 1, scores
+    assert scores[0].parent == sorted((run.out / "out").glob("*/*_results.json"))[0].parent
+    layout = json.loads(scores[0].read_text())
     assert layout["-all"] == "4/4=100.00%"
     assert any(key.startswith("-level") for key in layout)
+
+
+def test_mathvision_scores_of_models_sharing_an_output_path_are_kept_apart(tmp_path: Path) -> None:
+    """Two models evaluated into one --output_path each keep their official MATH-V layout."""
+    import argparse
+
+    from vthinker_plugins.lmms_eval.tasks import aggregate_mathvision
+
+    def verdicts(hits: int) -> list[dict]:
+        return [{"task": "mathvision", "key": f"vthinker_mathvision_testmini:{i}", "correct": i < hits,
+                 "level": 1, "subject": "algebra"} for i in range(2)]
+
+    written = {}
+    for model, hits in (("/ckpt/run_a/V-Thinker", 2), ("/ckpt/run_b/V-Thinker", 0)):
+        args = argparse.Namespace(output_path=str(tmp_path), model="vthinker", timezone="UTC",
+                                  model_args=f"pretrained={model},device=cpu")
+        assert aggregate_mathvision(verdicts(hits), args=args) == 50.0 * hits
+        files = sorted(tmp_path.glob(f"{Path(model).parent.name}__V-Thinker/*_mathvision_scores.json"))
+        assert len(files) == 1, sorted(tmp_path.rglob("*.json"))
+        written[model] = json.loads(files[0].read_text())["-all"]
+    assert written == {"/ckpt/run_a/V-Thinker": "2/2=100.00%", "/ckpt/run_b/V-Thinker": "0/2=0.00%"}
 
 
 def test_reference_oracle_drawings_reach_judge_and_pixel_metric(

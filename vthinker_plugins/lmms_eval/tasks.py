@@ -269,7 +269,7 @@ def aggregate_agreement(items: list[Any]) -> float | None:
 def aggregate_mathvision(items: list[Any], args: Any = None) -> float | None:
     """Overall MathVision accuracy (percent); the official per-level / per-subject layout
     (``-all``, ``-level1``, ``-level1_<subject>``, ...) is logged and written to
-    ``<output_path>/vthinker/<task>_mathvision_scores.json``."""
+    ``<output_path>/<model>/<date>_<task>_mathvision_scores.json`` (:func:`mathvision_scores_path`)."""
     from loguru import logger
 
     from vthinker_plugins.scoring import mathvision_report
@@ -281,9 +281,28 @@ def aggregate_mathvision(items: list[Any], args: Any = None) -> float | None:
     for task, group in by_task.items():
         layout = mathvision_report(group)
         logger.info(f"{task} (official MATH-V layout): {json.dumps(layout)}")
-        output_path = getattr(args, "output_path", None)
-        if output_path:
-            path = Path(output_path) / "vthinker" / f"{task}_mathvision_scores.json"
+        path = mathvision_scores_path(args, task)
+        if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(layout, indent=1), encoding="utf-8")
+            logger.info(f"{task}: official MATH-V layout written to {path}")
     return _percent(_task_metrics(items).get("accuracy"))
+
+
+def mathvision_scores_path(args: Any, task: str) -> Path | None:
+    """Where :func:`aggregate_mathvision` writes ``task``'s layout, named the way lmms-eval names its
+    own result files: ``<output_path>/<model name, sanitised>/<date>_<task>_mathvision_scores.json``
+    beside ``<date>_results.json`` (the model name is the ``pretrained=`` ... of ``--model_args``, as
+    lmms-eval's evaluation tracker takes it), so models sharing an ``--output_path`` and runs of one
+    model keep separate files. ``None`` without ``--output_path``."""
+    from lmms_eval.loggers.evaluation_tracker import GeneralConfigTracker
+    from lmms_eval.utils import get_datetime_str, sanitize_model_name
+
+    output_path = getattr(args, "output_path", None)
+    if not output_path:
+        return None
+    model_args = getattr(args, "model_args", None) or ""
+    model_name = GeneralConfigTracker._get_model_name(model_args) if isinstance(model_args, str) else ""
+    timezone = getattr(args, "timezone", None)
+    date_id = (get_datetime_str(timezone=timezone) if timezone else get_datetime_str()).replace(":", "-")
+    return Path(output_path) / sanitize_model_name(model_name) / f"{date_id}_{task}_mathvision_scores.json"
