@@ -31,6 +31,7 @@ from typing import Any
 
 from PIL import Image
 
+from vthinker_plugins import trajectory_files
 from vthinker_plugins.loop import LoopConfig, Trajectory
 
 RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, IMAGES_DIR = "results.jsonl", "summary.json", "report.html", "images"
@@ -152,6 +153,13 @@ def _save_png(image: Image.Image, path: Path) -> None:
     image.save(path, format="PNG")
 
 
+def image_folder_name(sample_id: Any) -> str:
+    """A sample's image folder: its id made file-system safe plus a short hash of the raw id, so no two
+    ids share (and overwrite) a folder. Runs written before the hash was added resume as they are: their
+    finished rows keep pointing at their old folders, and new rows never write into those."""
+    return trajectory_files.safe_name(str(sample_id))
+
+
 def _json_safe(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
@@ -163,11 +171,13 @@ def _json_safe(value: Any) -> Any:
 
 
 def trajectory_row(traj: Trajectory, out_dir: Path, verdict: dict[str, Any] | None) -> dict[str, Any]:
-    """The JSONL row of one finished trajectory; its images are written under ``images/<id>/``."""
+    """The JSONL row of one finished trajectory; its images are written under ``images/<folder>/``,
+    the folder named by :func:`image_folder_name` (ids that differ only in punctuation, e.g. ``a/b``
+    and ``a:b``, get folders of their own)."""
     sample = traj.sample
-    img_dir = out_dir / IMAGES_DIR / safe_name(sample.id)
+    img_dir = out_dir / IMAGES_DIR / image_folder_name(sample.id)
     if img_dir.exists():
-        shutil.rmtree(img_dir)  # a retried sample replaces its earlier images
+        shutil.rmtree(img_dir)  # a retried sample replaces its earlier images (only its own: the name is its id's)
     rel = lambda p: p.relative_to(out_dir).as_posix()  # noqa: E731
     inputs = []
     for i, image in enumerate(sample.images):

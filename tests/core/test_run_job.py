@@ -258,3 +258,43 @@ def test_api_keys_stay_out_of_the_output_folder(tmp_path, vthinker_cmd, cli_env,
     proc = _run([*base, "--model-option", "api_key=sk-secret-2"], cli_env, tmp_path)
     assert "0 already done" in proc.stdout  # the errored row is retried under the new key
     assert "sk-secret" not in (tmp_path / "o" / "run.json").read_text()
+
+
+def test_ids_differing_in_punctuation_keep_their_own_images(tmp_path, vthinker_cmd, cli_env, vtbench_file) -> None:
+    """``a/b`` and ``a:b`` made file-system safe are both ``a_b``: each still gets its own image folder, and a
+    retried sample never deletes another's images (also in a run written before folders carried a hash)."""
+    import pandas as pd
+
+    frame = pd.read_parquet(vtbench_file).head(2)
+    frame["id"] = ["a/b", "a:b"]
+    data = tmp_path / "colliding.parquet"
+    frame.to_parquet(data)
+    sources = [Image.open(io.BytesIO(img["bytes"])).convert("RGB") for img in frame["image"]]
+    assert sources[0].tobytes() != sources[1].tobytes()
+    out = tmp_path / "o"
+    cmd = [*vthinker_cmd, "run", "--benchmark", "vtbench-reasoning", "--data", str(data), "--model", "reference",
+           "--output", str(out), "--no-report"]
+
+    def check(rows: list[dict]) -> None:
+        assert [r["id"] for r in rows] == ["a/b_reasoning", "a:b_reasoning"]
+        folders = [Path(r["input_images"][0]).parent for r in rows]
+        assert folders[0] != folders[1]
+        for row, source in zip(rows, sources, strict=True):
+            assert Image.open(out / row["input_images"][0]).convert("RGB").tobytes() == source.tobytes()
+            assert all((out / p).exists() for rnd in row["rounds"] for p in rnd["images"])
+
+    _run(cmd, cli_env, tmp_path)
+    rows = sorted(_rows(out / "results.jsonl"), key=lambda r: r["id"])  # rows are appended as samples finish
+    check(rows)
+
+    # An older run: the first row's images in the hash-less folder, the second row errored (to be retried).
+    legacy = out / "images" / "a_b_reasoning"
+    Path(out / rows[0]["input_images"][0]).parent.rename(legacy)
+    old = json.loads(json.dumps(rows[0]).replace(Path(rows[0]["input_images"][0]).parent.as_posix(),
+                                                  "images/a_b_reasoning"))
+    (out / "results.jsonl").write_text(json.dumps(old) + "\n" + json.dumps(dict(rows[1], error="boom")) + "\n")
+    proc = _run(cmd, cli_env, tmp_path)
+    assert "1 already done" in proc.stdout
+    rows = sorted(_rows(out / "results.jsonl"), key=lambda r: r["id"])
+    assert Path(rows[0]["input_images"][0]).parent.as_posix() == "images/a_b_reasoning"
+    check(rows)
