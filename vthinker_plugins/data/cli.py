@@ -10,6 +10,11 @@ The output folder is LlamaFactory's ``dataset_dir``: it receives the shards, the
 ``dataset_info.json`` entry (``v_perception`` / ``v_interaction`` unless ``--name``). Re-running
 the same command resumes an interrupted conversion. Excluded rows are listed with id and reason
 in ``reports/<name>/excluded.jsonl``; the run ends with a count per reason.
+
+``--cutoff-len N --tokenizer CKPT`` (interaction) excludes samples longer than LlamaFactory's
+``cutoff_len`` (reason ``too_long``), counted as LlamaFactory counts them
+(:mod:`vthinker_plugins.data.lengths`): LlamaFactory would truncate them through their image tokens
+and training would crash. Without it the summary says that lengths were not checked.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from vthinker_plugins.data import interaction, perception
+from vthinker_plugins.data import interaction, lengths, perception
 from vthinker_plugins.data.sharegpt import convert
 from vthinker_plugins.data.sources import DataError, load_rows
 
@@ -54,6 +59,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--verify-timeout", type=float, default=None, help="seconds per tool-code run")
     group.add_argument("--system-prompt-file", default=None, help="system prompt text (default: the project's)")
     group.add_argument("--user-prompt-file", default=None, help="user template with {images} and {question}")
+    group.add_argument("--cutoff-len", type=int, default=None,
+                       help="exclude samples longer than this many tokens (text + image tokens, as LlamaFactory "
+                            "counts them; keep equal to cutoff_len in the YAML): LlamaFactory would truncate them "
+                            "through their image tokens and training would crash. Needs --tokenizer")
+    group.add_argument("--tokenizer", default=None,
+                       help="checkpoint (folder or hub id) whose tokenizer and image processor count the tokens: "
+                            "the model_name_or_path you train")
+    group.add_argument("--image-max-pixels", type=int, default=lengths.LF_IMAGE_MAX_PIXELS,
+                       help="image_max_pixels of the YAML, for counting image tokens")
+    group.add_argument("--image-min-pixels", type=int, default=lengths.LF_IMAGE_MIN_PIXELS,
+                       help="image_min_pixels of the YAML (LlamaFactory's default unless set there)")
     group = parser.add_argument_group("perception")
     group.add_argument("--max-pixels", type=int, default=perception.DEFAULT_MAX_PIXELS,
                        help="exclude images larger than this (keep equal to image_max_pixels in the YAML)")
@@ -175,6 +191,7 @@ def main(args: argparse.Namespace) -> int:
         splits = [None]
     else:
         splits = list(hub_splits)
+    counter, extra = _length_check(args, kind)
     streams, total, base_dir = open_splits(args.source, splits, kind)
     if kind == "interaction":
         from vthinker_plugins.protocol import PromptSet
@@ -183,9 +200,12 @@ def main(args: argparse.Namespace) -> int:
         converter: Any = interaction.InteractionConverter(
             prompts=prompts, base_dir=base_dir, verify=args.verify,
             tolerance=args.verify_tolerance, timeout=args.verify_timeout,
+            lengths=counter, cutoff_len=args.cutoff_len,
         )
         options = {"verify": args.verify, "verify_tolerance": args.verify_tolerance, "system": prompts.system,
                    "user_template": prompts.user_template}
+        if counter is not None:  # only then: earlier conversions without the check still resume
+            options.update(extra["length_check"])
     else:
         converter = perception.PerceptionConverter(max_pixels=args.max_pixels, base_dir=base_dir)
         options = {"max_pixels": args.max_pixels}
@@ -193,10 +213,41 @@ def main(args: argparse.Namespace) -> int:
         streams, converter, args.out, name,
         manifest={"kind": kind, "source": str(args.source), "splits": splits, **options},
         shard_size=args.shard_size, num_proc=args.num_proc, fmt=args.format, limit=args.limit,
-        overwrite=args.overwrite, progress=not args.no_progress, total=total,
+        overwrite=args.overwrite, progress=not args.no_progress, total=total, summary_extra=extra,
     )
     print_summary(summary)
     return 0
+
+
+#: Said once in the summary of an interaction conversion that did not check sample lengths.
+LENGTHS_NOT_CHECKED = (
+    "sample lengths were not checked: LlamaFactory truncates a sample longer than cutoff_len through its "
+    "image tokens and training then crashes (image features and image tokens do not match). To exclude such "
+    "samples (reason too_long), convert with --cutoff-len 15000 --tokenizer <the checkpoint you train> "
+    "[--image-max-pixels 4194304] (the cutoff_len and image_max_pixels of your YAML)."
+)
+
+
+def _length_check(args: argparse.Namespace, kind: str) -> tuple[lengths.LengthCounter | None, dict[str, Any]]:
+    """The token counter of ``--cutoff-len``/``--tokenizer`` (loaded now, so a bad checkpoint fails before
+    any conversion) and what the summary says about lengths."""
+    if (args.cutoff_len is None) != (args.tokenizer is None):
+        raise DataError("--cutoff-len and --tokenizer go together: the tokenizer counts, the cutoff decides")
+    if args.cutoff_len is None:
+        return None, ({"length_check": None, "note": LENGTHS_NOT_CHECKED} if kind == "interaction" else {})
+    if kind != "interaction":
+        raise DataError("--cutoff-len is checked for interaction (stage-2) data only")
+    if args.cutoff_len < 1:
+        raise DataError(f"--cutoff-len {args.cutoff_len}: must be positive")
+    counter = lengths.LengthCounter(args.tokenizer, args.image_max_pixels, args.image_min_pixels)
+    try:
+        counter.image_tokens(28, 28)
+    except Exception as exc:  # any loading failure: a message naming the checkpoint
+        raise DataError(f"--tokenizer {args.tokenizer}: cannot load its tokenizer and image processor "
+                        f"({type(exc).__name__}: {exc})") from exc
+    check = {"cutoff_len": args.cutoff_len, "tokenizer": str(args.tokenizer),
+             "image_max_pixels": args.image_max_pixels, "image_min_pixels": args.image_min_pixels}
+    return counter, {"length_check": check}
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -218,3 +269,5 @@ def print_summary(summary: dict[str, Any]) -> None:
     console = Console()
     console.print(table)
     console.print(f"data: {summary['output']}\nexcluded rows (id, reason): {summary['excluded_file']}")
+    if summary.get("note"):
+        console.print(f"note: {summary['note']}", markup=False)

@@ -25,6 +25,7 @@ from typing import Any
 
 from PIL import Image
 
+from vthinker_plugins.data.lengths import LengthCounter
 from vthinker_plugins.protocol import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
@@ -297,21 +298,40 @@ def verify_tool_code(
     return out
 
 
+def check_length(result: ConvertedRow, lengths: LengthCounter, cutoff_len: int) -> ConvertedRow:
+    """Record the sample's token count (``n_tokens``) as LlamaFactory will count it; raise ``too_long``
+    when it exceeds ``cutoff_len`` (LlamaFactory would truncate it through its image tokens)."""
+    n_tokens = lengths.count(result.messages, [(blob.width, blob.height) for blob in result.images])
+    if n_tokens > cutoff_len:
+        raise RowExcluded("too_long", f"{n_tokens} tokens (text + images) > cutoff_len {cutoff_len}")
+    result.extra["n_tokens"] = n_tokens
+    return result
+
+
 @dataclass
 class InteractionConverter:
-    """Batch converter for :func:`vthinker_plugins.data.sharegpt.convert` (picklable for worker processes)."""
+    """Batch converter for :func:`vthinker_plugins.data.sharegpt.convert` (picklable for worker processes).
+
+    With ``lengths`` and ``cutoff_len``, samples longer than ``cutoff_len`` tokens are excluded
+    (``too_long``) before the (slower) ``verify`` step.
+    """
 
     prompts: PromptSet = DEFAULT_PROMPTS
     base_dir: str | None = None
     verify: bool = False
     tolerance: float = 0.03
     timeout: float | None = None
+    lengths: LengthCounter | None = None
+    cutoff_len: int | None = None
 
     def __call__(self, rows: list[dict[str, Any]]) -> list[ConvertedRow | RowExcluded]:
         results: list[ConvertedRow | RowExcluded] = []
         for row in rows:
             try:
-                results.append(convert_row(row, self.prompts, self.base_dir))
+                result = convert_row(row, self.prompts, self.base_dir)
+                if self.lengths is not None and self.cutoff_len is not None:
+                    result = check_length(result, self.lengths, self.cutoff_len)
+                results.append(result)
             except RowExcluded as exc:
                 results.append(exc)
         if self.verify:

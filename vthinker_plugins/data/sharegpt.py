@@ -208,11 +208,13 @@ def convert(
     overwrite: bool = False,
     progress: bool = True,
     total: int | None = None,
+    summary_extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Convert ``(split_name, rows)`` streams into sharegpt shards; returns the summary.
 
     ``limit`` caps the rows read over all splits. Shards already written by an earlier run
-    with the same ``manifest`` are skipped (their reports are reused).
+    with the same ``manifest`` are skipped (their reports are reused). ``summary_extra`` is
+    added to the summary (e.g. whether sample lengths were checked).
     """
     from tqdm.auto import tqdm
 
@@ -267,7 +269,7 @@ def convert(
             pool.shutdown(cancel_futures=True)
     _remove_stale_shards(out, name, {r.shard for r in reports})
     update_dataset_info(out, name)
-    return write_summary(out, name, reports)
+    return write_summary(out, name, reports, summary_extra)
 
 
 def _remove_stale_shards(out: Path, name: str, keep: set[str]) -> None:
@@ -290,8 +292,10 @@ def _take(rows: Iterable[dict[str, Any]], n: int) -> Iterator[dict[str, Any]]:
         yield row
 
 
-def write_summary(out: Path, name: str, reports: list[ShardReport]) -> dict[str, Any]:
-    """Merge the shard reports into ``excluded.jsonl`` and ``summary.json``."""
+def write_summary(
+    out: Path, name: str, reports: list[ShardReport], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Merge the shard reports into ``excluded.jsonl`` and ``summary.json`` (plus ``extra``)."""
     reports = sorted(reports, key=lambda r: r.shard)
     reasons = Counter(e["reason"] for r in reports for e in r.excluded)
     summary = {
@@ -303,6 +307,7 @@ def write_summary(out: Path, name: str, reports: list[ShardReport]) -> dict[str,
         "shards": len(reports),
         "output": str(out / name),
         "excluded_file": str(out / "reports" / name / "excluded.jsonl"),
+        **(extra or {}),
     }
     lines = "".join(json.dumps(e, ensure_ascii=False) + "\n" for r in reports for e in r.excluded)
     _atomic_write(out / "reports" / name / "excluded.jsonl", lines)
