@@ -18,6 +18,11 @@ from vthinker_plugins.protocol import IMAGE_PLACEHOLDER, OBS_CLOSE, OBS_OPEN
 
 #: Qwen2-VL / Qwen2.5-VL markup for one image; the processor expands the pad token.
 QWEN_IMAGE_MARKUP = "<|vision_start|><|image_pad|><|vision_end|>"
+#: Qwen's ChatML pieces as the SFT template renders them (the LlamaFactory template and the
+#: converter's length check both use these, so they cannot drift apart).
+CHATML_SYSTEM = "<|im_start|>system\n{content}<|im_end|>\n"
+CHATML_USER = "<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n"
+END_OF_TURN = "<|im_end|>\n"
 
 
 def _template_owner(processor: Any) -> Any:

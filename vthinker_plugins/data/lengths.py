@@ -28,12 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vthinker_plugins.chat import CHATML_SYSTEM, CHATML_USER, END_OF_TURN
 from vthinker_plugins.protocol import DEFAULT_SYSTEM_PROMPT, IMAGE_PLACEHOLDER
 
 #: The ``vthinker_qwen2_vl`` template's message formats (see :mod:`vthinker_plugins.llamafactory.template`).
-SYSTEM_FORMAT = "<|im_start|>system\n{content}<|im_end|>\n"
-USER_FORMAT = "<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n"
-END_OF_TURN = "<|im_end|>\n"
+SYSTEM_FORMAT, USER_FORMAT = CHATML_SYSTEM, CHATML_USER
 #: What LlamaFactory's Qwen2-VL plugin puts around an image's pad tokens.
 VISION_START, VISION_END = "<|vision_start|>", "<|vision_end|>"
 

@@ -14,11 +14,16 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from vthinker_plugins.chat import CHATML_SYSTEM, CHATML_USER, END_OF_TURN
 from vthinker_plugins.llamafactory import TEMPLATE_NAME
 from vthinker_plugins.protocol import DEFAULT_SYSTEM_PROMPT
 
-#: Qwen's end of turn, put after the last assistant message.
-END_OF_TURN = "<|im_end|>\n"
+__all__ = ["END_OF_TURN", "register"]
+
+
+def _slot(chatml: str) -> str:
+    """A ChatML piece as a LlamaFactory slot (``{{content}}`` placeholder)."""
+    return chatml.replace("{content}", "{{content}}")
 
 
 def register(template_module: ModuleType | None = None) -> bool:
@@ -47,9 +52,9 @@ def register(template_module: ModuleType | None = None) -> bool:
 
     template_module.register_template(
         name=TEMPLATE_NAME,
-        format_user=StringFormatter(slots=["<|im_start|>user\n{{content}}<|im_end|>\n<|im_start|>assistant\n"]),
+        format_user=StringFormatter(slots=[_slot(CHATML_USER)]),
         format_assistant=StringFormatter(slots=["{{content}}"]),
-        format_system=StringFormatter(slots=["<|im_start|>system\n{{content}}<|im_end|>\n"]),
+        format_system=StringFormatter(slots=[_slot(CHATML_SYSTEM)]),
         format_observation=StringFormatter(slots=["{{content}}"]),
         default_system=DEFAULT_SYSTEM_PROMPT,
         stop_words=["<|im_end|>"],
