@@ -146,7 +146,8 @@ def render_report(rows: Sequence[dict[str, Any]], summary: dict[str, Any], base_
     if summary.get("oracle"):
         parts.append('<div class="oracle"><b>Oracle run.</b> The "reference" policy replays each sample\'s '
                      "reference code and answer: it checks data, sandbox and scoring, not a model.</div>")
-    facts = [(k, v) for k, v in summary.items() if k != "metrics"]
+    facts: list[tuple[str, Any]] = []  # nested facts (this_run, scoring) one per line: this_run.rescored ...
+    _flatten("", {k: v for k, v in summary.items() if k != "metrics"}, facts)
     parts.append("<table class='metrics'>" + "".join(
         f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in facts) + "</table>")
     parts.append(_metrics_html(summary.get("metrics") or {}))

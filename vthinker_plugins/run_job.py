@@ -13,19 +13,32 @@ Outputs in ``--output`` (default ``runs/<benchmark>__<model>``):
 ``results.jsonl`` (one row per sample, appended as each finishes), ``images/``
 (inputs and every sandbox image, PNG, referenced from the rows), ``summary.json``
 (metrics) and ``report.html`` (self-contained). A re-run resumes: finished rows
-are kept, rows whose trajectory ended in an error or whose judge call failed are
-retried, a line cut by a kill is dropped; ``--overwrite`` starts over.
+are kept, rows whose trajectory ended in an error are generated again, a line cut by
+a kill is dropped; ``--overwrite`` starts over.
+
+``run.json`` records what generated the rows (benchmark, data, split, model and its
+options, prompts, limits, sampling) and how they were scored (``--eval``, the judge
+model/URL, the judge prompt files of ``VTHINKER_JUDGE_PROMPT_*``, the pixel-metric
+settings). Resuming with other generation settings is refused. Other scoring settings
+(also ``--eval`` added later, or a ``run.json`` older than the scoring keys) re-score
+every finished row from what it stores — the response text and the sandbox images saved
+under ``images/`` — with no model call, and ``results.jsonl`` is rewritten atomically;
+rows whose judge call (or scoring) failed are re-judged the same way. Each row names the
+scoring settings it was scored with (``scored_with``, a hash of them).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hashlib
 import json
 import os
 import re
 import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +50,7 @@ from vthinker_plugins.loop import LoopConfig, Trajectory
 RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, IMAGES_DIR = "results.jsonl", "summary.json", "report.html", "images"
 BUILTIN = "builtin"
 _SECRET_OPTIONS = ("api_key", "api-key")
+_SCORING_FAILED = "scoring failed:"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="system prompt text (e.g. the official V-Thinker data/prompt.txt)")
     g.add_argument("--user-prompt-file", default=None, help="user template with {images} and {question} fields")
     g = parser.add_argument_group("scoring and output")
-    g.add_argument("--eval", action="store_true", help="score every row and write metrics (on for the default)")
+    g.add_argument("--eval", action="store_true",
+                   help="score every row and write metrics (on for the default); added on a re-run, the stored "
+                        "rows are scored without generating them again")
     g.add_argument("--judge-url", default=None,
                    help="OpenAI-compatible base URL of an LLM judge (default: VTHINKER_JUDGE_URL)")
     g.add_argument("--judge-model", default=None,
@@ -106,22 +122,14 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def resume_rows(path: Path) -> dict[str, dict[str, Any]]:
-    """Finished rows by id (latest wins); errored rows and rows the judge failed to score are dropped
-    so they are retried. The file is rewritten atomically when anything was dropped, so it never
-    holds duplicates."""
-    rows = read_results(path)
-    kept: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        if row.get("error") or (row.get("verdict") or {}).get("judge_status") == "failed":
-            kept.pop(str(row["id"]), None)
-        else:
-            kept[str(row["id"])] = row
-    if len(kept) != len(rows) or (path.exists() and not path.read_text(encoding="utf-8").endswith("\n")):
-        tmp = path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept.values()), encoding="utf-8")
-        tmp.replace(path)
-    return kept
+def write_results(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace the results file with ``rows`` atomically: a kill leaves the old file or the new one."""
+    tmp = path.with_suffix(".jsonl.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
 
 
 def append_row(path: Path, row: dict[str, Any]) -> None:
@@ -132,18 +140,173 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def check_run_identity(out: Path, identity: dict[str, Any]) -> None:
+#: run.json keys saying how rows are scored; every other key says what generated them.
+SCORING_KEYS = ("eval", "judge_model", "judge_url", "judge_prompts", "pixel_metric")
+_UNKNOWN = "unknown"  # ``scored_with`` of rows whose scoring settings were never recorded
+
+
+def scoring_fingerprint(settings: dict[str, Any] | None) -> str:
+    """A short hash of the scoring settings (``unknown`` for ``None``), stored in each row as ``scored_with``."""
+    if settings is None:
+        return _UNKNOWN
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:12]
+
+
+def describe_scoring(settings: dict[str, Any]) -> str:
+    if not settings.get("eval"):
+        return "scoring off (verdicts cleared)"
+    if not settings.get("judge_model"):
+        return "judge-free scoring"
+    prompts = settings.get("judge_prompts") or {}
+    extra = f", prompt files for {', '.join(sorted(prompts))}" if prompts else ""
+    return f"judge {settings['judge_model']} at {settings['judge_url']}{extra}"
+
+
+def check_run_identity(out: Path, identity: dict[str, Any]) -> str | None:
     """Refuse to resume into a folder that holds another run's rows (a different model, benchmark
-    or generation setting would silently mix results); the first run records ``run.json``."""
+    or generation setting would silently mix results). Returns the scoring fingerprint recorded by
+    ``run.json`` (``unknown`` when it lacks a scoring key, ``None`` when there is nothing to resume);
+    the caller writes the new ``run.json`` once the rows match the current scoring settings."""
     path = out / "run.json"
-    if path.exists() and (out / RESULTS_FILE).exists():
-        earlier = json.loads(path.read_text(encoding="utf-8"))
-        changed = sorted(k for k in identity if earlier.get(k) != identity[k])
-        if changed:
-            details = ", ".join(f"{k}: {earlier.get(k)!r} -> {identity[k]!r}" for k in changed)
-            raise SystemExit(f"{out} holds results of a different run ({details}); "
-                             "use another --output or --overwrite")
-    path.write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
+    if not (path.exists() and (out / RESULTS_FILE).exists()):
+        return None
+    earlier = json.loads(path.read_text(encoding="utf-8"))
+    changed = sorted(k for k in identity if k not in SCORING_KEYS and earlier.get(k) != identity[k])
+    if changed:
+        details = ", ".join(f"{k}: {earlier.get(k)!r} -> {identity[k]!r}" for k in changed)
+        raise SystemExit(f"{out} holds results of a different run ({details}); "
+                         "use another --output or --overwrite")
+    if any(k not in earlier for k in SCORING_KEYS):
+        return _UNKNOWN
+    return scoring_fingerprint({k: earlier[k] for k in SCORING_KEYS})
+
+
+def write_run_json(out: Path, identity: dict[str, Any]) -> None:
+    tmp = out / "run.json.tmp"
+    tmp.write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(out / "run.json")
+
+
+def _scoring_failed(row: dict[str, Any]) -> bool:
+    return str(row.get("error") or "").startswith(_SCORING_FAILED)
+
+
+def _unscored_by_failure(row: dict[str, Any]) -> bool:
+    """The row's scoring raised or its judge call failed: it is re-judged on re-run."""
+    return _scoring_failed(row) or (row.get("verdict") or {}).get("judge_status") == "failed"
+
+
+def stored_trajectory(row: dict[str, Any], out: Path) -> tuple[str, list[Path]] | None:
+    """(response text, paths of the sandbox images the model was shown, in order) of a stored row, or
+    ``None`` when the row lacks one of them (the text, a round's image list, an image file)."""
+    text, rounds = row.get("text"), row.get("rounds")
+    if not isinstance(text, str) or not isinstance(rounds, list):
+        return None
+    paths: list[Path] = []
+    for rnd in rounds:
+        images = rnd.get("images") if isinstance(rnd, dict) else None
+        if not isinstance(images, list) or len(images) != rnd.get("images_shown", len(images)):
+            return None
+        paths.extend(out / p for p in images)
+    if not all(p.is_file() for p in paths):
+        return None
+    return text, paths
+
+
+@dataclass
+class ResumePlan:
+    """What a re-run does with the rows of the results file (see :func:`plan_resume`)."""
+
+    done: dict[str, dict[str, Any]] = field(default_factory=dict)  # finished rows by id, current scoring
+    rescore: list[dict[str, Any]] = field(default_factory=list)  # rows to score again, no generation
+    rejudge: list[dict[str, Any]] = field(default_factory=list)  # rows whose judge call (or scoring) failed
+    regenerate: set[str] = field(default_factory=set)  # ids of earlier rows that are generated again
+    incomplete: set[str] = field(default_factory=set)  # ... of them: rows lacking their stored trajectory
+    other: list[dict[str, Any]] = field(default_factory=list)  # rows of samples outside this run (--limit)
+    keep: list[dict[str, Any]] = field(default_factory=list)  # every row kept in the file, in file order
+    rewrite: bool = False  # the file must be rewritten even with nothing to score
+
+
+def plan_resume(path: Path, out: Path, sample_ids: set[str], current: str, recorded: str | None) -> ResumePlan:
+    """Sort the rows of ``path`` (latest row per id wins): errored trajectories are generated again;
+    finished rows scored with other settings than ``current`` (a row without ``scored_with`` was scored
+    as ``run.json`` records, ``recorded``) are re-scored, and rows whose judge failed re-judged, from their
+    stored text and images -- or generated again when those are missing."""
+    plan = ResumePlan()
+    rows = read_results(path)
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        latest.pop(str(row["id"]), None)  # keep file order = order of the latest rows
+        latest[str(row["id"])] = row
+    plan.rewrite = len(latest) != len(rows) or (path.exists() and not path.read_text(encoding="utf-8").endswith("\n"))
+    for sid, row in latest.items():
+        if "scored_with" not in row:
+            row = dict(row, scored_with=recorded or _UNKNOWN)
+            plan.rewrite = True
+        if sid not in sample_ids:
+            plan.other.append(row)
+            plan.keep.append(row)
+            continue
+        if row.get("error") and not _scoring_failed(row):
+            plan.regenerate.add(sid)
+            plan.rewrite = True
+            continue
+        if row["scored_with"] == current and not _unscored_by_failure(row):
+            plan.done[sid] = row
+            plan.keep.append(row)
+            continue
+        if stored_trajectory(row, out) is None:
+            plan.regenerate.add(sid)
+            plan.incomplete.add(sid)
+            plan.rewrite = True
+            continue
+        (plan.rescore if row["scored_with"] != current else plan.rejudge).append(row)
+        plan.keep.append(row)
+    return plan
+
+
+def rescore_rows(rows: list[dict[str, Any]], samples: dict[str, Any], out: Path, scorer: Any, judge: Any,
+                 fingerprint: str) -> list[dict[str, Any]]:
+    """Score ``rows`` again from their stored trajectories with the scoring module's :func:`ascore_sample`
+    (the scorer of a live run), judge calls running concurrently; no model is called. A row whose scoring
+    raises becomes a ``scoring failed`` row (retried on the next re-run). ``scorer=None``: verdicts cleared."""
+    if scorer is None:
+        return [dict(r, verdict=None, correct=None, error=None if _scoring_failed(r) else r.get("error"),
+                     scored_with=fingerprint) for r in rows]
+    from tqdm.auto import tqdm
+
+    from vthinker_plugins.scoring.score import run_sync
+
+    async def run_all() -> list[dict[str, Any]]:
+        limit = asyncio.Semaphore(max(8, 2 * getattr(judge, "concurrency", 4)))  # bounds images in memory
+        bar = tqdm(total=len(rows), desc="re-scoring", unit="row", dynamic_ncols=True, disable=len(rows) < 8)
+
+        async def one(row: dict[str, Any]) -> dict[str, Any]:
+            async with limit:
+                stored = stored_trajectory(row, out)
+                new = dict(row, error=None, scored_with=fingerprint)
+                try:
+                    if stored is None:
+                        raise FileNotFoundError("the row's stored sandbox images are missing")
+                    text, paths = stored
+                    images = trajectory_files.load_images([str(p) for p in paths])
+                    verdict = await scorer(samples[str(row["id"])], text, images, judge=judge)
+                except Exception as exc:  # noqa: BLE001 - the row is kept, its scoring retried on re-run
+                    verdict = None
+                    new["error"] = f"{_SCORING_FAILED} {type(exc).__name__}: {exc}"
+                new["verdict"] = _json_safe(verdict)
+                new["correct"] = None if verdict is None else verdict.get("correct")
+                bar.update(1)
+                return new
+
+        try:
+            return list(await asyncio.gather(*(one(r) for r in rows)))
+        finally:
+            bar.close()
+            if judge is not None:
+                await judge.aclose()
+
+    return run_sync(run_all())
 
 
 # --------------------------------------------------------------------------- rows
@@ -242,6 +405,27 @@ def make_judge(args: argparse.Namespace, out: Path) -> Any:
     return Judge(base_url, model, api_key=args.judge_api_key, **options)
 
 
+def scoring_settings(args: argparse.Namespace, scoring_on: bool) -> dict[str, Any]:
+    """How rows are scored (the ``SCORING_KEYS`` of run.json): ``--eval``, the judge endpoint, a hash of
+    each ``VTHINKER_JUDGE_PROMPT_*`` file and the pixel-metric settings. Rows scored otherwise are
+    re-scored on resume."""
+    if not scoring_on:
+        return dict.fromkeys(SCORING_KEYS) | {"eval": False}
+    from vthinker_plugins.scoring import Judge, PixelMetricConfig
+
+    model, url = judge_endpoint(args)
+    prompts = None
+    if model is not None:
+        prompts = {}
+        for task, file in sorted(Judge.env_options().get("prompt_files", {}).items()):
+            try:
+                prompts[task] = hashlib.sha256(Path(file).read_bytes()).hexdigest()[:16]
+            except OSError as exc:
+                raise SystemExit(f"judge prompt file for {task} ({file}): {exc}") from None
+    return {"eval": True, "judge_model": model, "judge_url": url, "judge_prompts": prompts,
+            "pixel_metric": asdict(PixelMetricConfig())}
+
+
 # --------------------------------------------------------------------------- main
 
 def _model_slug(model: str) -> str:
@@ -297,7 +481,7 @@ def main(args: argparse.Namespace) -> int:
     if args.max_rounds is not None:
         for s in samples:
             s.max_rounds = args.max_rounds
-    check_run_identity(out, {
+    identity = {
         "benchmark": benchmark, "data": data, "split": args.split, "model": model,
         # Credentials identify no run and must not land in the output folder.
         "model_options": sorted(o for o in args.model_option if o.partition("=")[0].strip() not in _SECRET_OPTIONS),
@@ -305,13 +489,10 @@ def main(args: argparse.Namespace) -> int:
         "system_prompt_file": args.system_prompt_file, "user_prompt_file": args.user_prompt_file,
         "temperature": args.temperature, "top_p": args.top_p, "max_new_tokens": args.max_new_tokens,
         "max_tool_images": args.max_tool_images, "persistent_state": args.persistent_state,
-        # Finished rows keep their verdicts: scoring them otherwise (or not at all) would mix metrics.
-        "eval": scoring_on, **dict(zip(("judge_model", "judge_url"), judge_endpoint(args), strict=True)),
-    })
-    done = resume_rows(results)
-    todo = [s for s in samples if s.id not in done]
-    print(f"vthinker run: {benchmark} ({len(samples)} samples, {len(samples) - len(todo)} already done) "
-          f"with {model} -> {out}")
+    }
+    scoring = scoring_settings(args, scoring_on)
+    fingerprint = scoring_fingerprint(scoring)
+    recorded = check_run_identity(out, identity)
 
     scorer = None
     judge = None
@@ -319,6 +500,33 @@ def main(args: argparse.Namespace) -> int:
         from vthinker_plugins.scoring import score_sample
 
         scorer, judge = score_sample, make_judge(args, out)
+    # Rows scored with other settings (or whose judge failed) are scored again from their stored text and
+    # images; the results file is rewritten before run.json records the new settings, so a kill in between
+    # leaves rows that the next run re-scores again.
+    by_id = {str(s.id): s for s in samples}
+    plan = plan_resume(results, out, set(by_id), fingerprint, recorded)
+    rescored: list[dict[str, Any]] = []
+    if plan.rescore or plan.rejudge:
+        from vthinker_plugins.scoring import ascore_sample
+
+        rescored = rescore_rows(plan.rescore + plan.rejudge, by_id, out, ascore_sample if scoring_on else None,
+                                judge, fingerprint)
+    if rescored or plan.rewrite:
+        fresh = {str(r["id"]): r for r in rescored}
+        write_results(results, [fresh.get(str(r["id"]), r) for r in plan.keep])
+    write_run_json(out, {**identity, **scoring})
+    done = {**plan.done, **{str(r["id"]): r for r in rescored}}
+    todo = [s for s in samples if str(s.id) not in done]
+    print(f"vthinker run: {benchmark} ({len(samples)} samples, {len(samples) - len(todo)} already done) "
+          f"with {model} -> {out}")
+    if plan.rescore or plan.rejudge or plan.regenerate:
+        note = f" ({len(plan.incomplete)} lacked their stored text or images)" if plan.incomplete else ""
+        print(f"resume: {len(plan.rescore)} row(s) re-scored with {describe_scoring(scoring)}, "
+              f"{len(plan.rejudge)} re-judged, {len(plan.regenerate)} regenerated{note}")
+    n_failed = sum(map(_unscored_by_failure, rescored))
+    if n_failed:
+        print(f"resume: scoring still failed for {n_failed} re-scored row(s); re-run to retry them")
+
     prompts = DEFAULT_PROMPTS
     if args.system_prompt_file or args.user_prompt_file:
         prompts = PromptSet.from_files(args.system_prompt_file, args.user_prompt_file)
@@ -348,8 +556,9 @@ def main(args: argparse.Namespace) -> int:
                 try:
                     verdict = scorer(traj.sample, traj.text, traj.tool_images, judge=judge)
                 except Exception as exc:  # noqa: BLE001 - recorded as an error row, retried on re-run
-                    traj.error = f"scoring failed: {type(exc).__name__}: {exc}"
+                    traj.error = f"{_SCORING_FAILED} {type(exc).__name__}: {exc}"
             row = trajectory_row(traj, out, verdict)
+            row["scored_with"] = fingerprint
             append_row(results, row)
             n_errors += row["error"] is not None
             if row["correct"] is not None:
@@ -374,7 +583,10 @@ def main(args: argparse.Namespace) -> int:
     rows = read_results(results)
     order = {s.id: i for i, s in enumerate(samples)}
     rows = sorted((r for r in rows if r["id"] in order), key=lambda r: order[r["id"]])
-    summary = build_summary(benchmark, data, model, rows, len(samples), scoring_on, time.perf_counter() - started)
+    summary = build_summary(benchmark, data, model, rows, len(samples), scoring_on, time.perf_counter() - started,
+                            this_run={"generated": len(todo), "rescored": len(plan.rescore),
+                                      "rejudged": len(plan.rejudge), "regenerated": len(plan.regenerate)},
+                            scoring=scoring)
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if not args.no_report:
         from vthinker_plugins.report import write_report
@@ -391,8 +603,11 @@ def main(args: argparse.Namespace) -> int:
 
 
 def build_summary(benchmark: str, data: str | None, model: str, rows: list[dict[str, Any]], n_samples: int,
-                  scoring_on: bool, elapsed_s: float) -> dict[str, Any]:
-    """Run facts plus the scoring module's metrics over every scored row."""
+                  scoring_on: bool, elapsed_s: float, this_run: dict[str, int] | None = None,
+                  scoring: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run facts plus the scoring module's metrics over every scored row. ``this_run``: what this invocation
+    did (samples ``generated`` by the model, rows ``rescored``/``rejudged`` from their stored trajectories,
+    earlier rows ``regenerated``); ``scoring``: the scoring settings of every row."""
     metrics = None
     if scoring_on:
         from vthinker_plugins.scoring import summarize
@@ -409,6 +624,8 @@ def build_summary(benchmark: str, data: str | None, model: str, rows: list[dict[
         "n_tool_calls": sum(r.get("n_tool_calls", 0) for r in rows),
         "n_tool_errors": sum(r.get("n_tool_errors", 0) for r in rows),
         "elapsed_s": round(elapsed_s, 2),
+        "this_run": this_run,
+        "scoring": scoring,
         "metrics": metrics,
     }
 

@@ -1,5 +1,7 @@
 """``vthinker run`` as users run it (subprocesses): the built-in default, the tiny model on MathVision,
-kill-and-resume, a scripted multi-round run, and the self-contained HTML report."""
+kill-and-resume, a scripted multi-round run, the self-contained HTML report, and re-scoring stored rows
+(--eval or another judge added later, a judge that was down) without calling the model (a counting
+OpenAI-compatible model server on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -154,23 +156,6 @@ def test_bad_arguments_fail_clearly(tmp_path, vthinker_cmd, cli_env, vtbench_fil
     assert len(_rows(tmp_path / "o" / "results.jsonl")) == 3
 
 
-def test_resume_refuses_other_scoring_settings(tmp_path, vthinker_cmd, cli_env, vtbench_file) -> None:
-    """Rows finished without --eval have no verdict: resuming them with --eval (or with another judge)
-    would report metrics over the newly scored rows only."""
-    base = [*vthinker_cmd, "run", "--benchmark", "vtbench-reasoning", "--data", str(vtbench_file),
-            "--model", "reference", "--output", str(tmp_path / "o"), "--no-report"]
-    _run([*base, "--limit", "2"], cli_env, tmp_path)
-    assert all(r["verdict"] is None for r in _rows(tmp_path / "o" / "results.jsonl"))
-    proc = subprocess.run([*base, "--eval"], env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and "different run (eval: False -> True)" in proc.stderr
-    _run([*base, "--eval", "--overwrite"], cli_env, tmp_path)
-    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
-    assert summary["metrics"]["vtbench_reasoning"]["n"] == 3
-    proc = subprocess.run([*base, "--eval", "--judge-model", "judge-vl", "--judge-url", "http://127.0.0.1:9/v1"],
-                          env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and "judge_model: None -> 'judge-vl'" in proc.stderr
-
-
 class _JudgeHandler(BaseHTTPRequestHandler):
     """An OpenAI-compatible judge on 127.0.0.1 that always answers 1 and keeps the requests."""
 
@@ -187,15 +172,155 @@ class _JudgeHandler(BaseHTTPRequestHandler):
             return
         payload = json.dumps({"id": "j", "object": "chat.completion", "created": 0, "model": body.get("model"),
                               "choices": [{"index": 0, "finish_reason": "stop",
-                                           "message": {"role": "assistant", "content": "1"}}]}).encode()
+                                           "message": {"role": "assistant", "content": self.reply(body)}}]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
 
+    def reply(self, body: dict) -> str:
+        return "1"
+
     def log_message(self, *args: object) -> None:
         pass
+
+
+class _ModelHandler(_JudgeHandler):
+    """An OpenAI-compatible model server on 127.0.0.1 that counts its calls: the first step draws a circle
+    on the input image in a code cell, the continuation answers. ``down``: 503 (still counted)."""
+
+    CODE = ("<think>Mark the corner.\n<code>\n```python\nfrom PIL import ImageDraw\n"
+            "img = Image.open(image_path).convert('RGB')\n"
+            "ImageDraw.Draw(img).ellipse((8, 8, 40, 40), outline=(255, 0, 0), width=4)\n"
+            "img.save(processed_path)\nprint(processed_path)\n```\n</code>")
+
+    def reply(self, body: dict) -> str:
+        return "Drawn.</think><answer>done</answer>" if body["messages"][-1]["role"] == "assistant" else self.CODE
+
+
+class _Server:
+    """A handler class (with its own call list) served on 127.0.0.1 in a thread."""
+
+    def __init__(self, handler: type, **attrs: object) -> None:
+        self.handler = type("Handler", (handler,), {"calls": [], **attrs})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _served_model_cmd(vthinker_cmd: list[str], url: str, data: Path, out: Path) -> list[str]:
+    """``vthinker run`` of two VTBench perception items with the model behind ``url`` (no retries, so a
+    call to a server that is down is an error row, never a silent success)."""
+    return [*vthinker_cmd, "run", "--benchmark", "vtbench-perception", "--data", str(data), "--model", "openai:served",
+            "--model-option", f"base_url={url}", "--model-option", "max_retries=0", "--limit", "2",
+            "--output", str(out), "--no-report"]
+
+
+def _generated(row: dict) -> dict:
+    """What generation wrote into a row (re-scoring must leave it as it is)."""
+    return {k: row[k] for k in ("id", "text", "prediction", "rounds", "stop_reason", "gen_s", "tool_s",
+                                "input_images", "error")}
+
+
+def test_eval_added_later_rescores_stored_rows_without_calling_the_model(
+    tmp_path, vthinker_cmd, cli_env, vtbench_file
+) -> None:
+    """Rows generated without --eval are scored by a re-run with --eval (then with a judge) from their stored
+    text and drawings -- the model server, answering 503 by then, is never called -- with the verdicts that
+    scoring during generation gives; a changed generation setting is still refused."""
+    model, judge = _Server(_ModelHandler), _Server(_JudgeHandler)
+    out = tmp_path / "o"
+    base = _served_model_cmd(vthinker_cmd, model.url, vtbench_file, out)
+    try:
+        _run(base, cli_env, tmp_path)
+        first = _rows(out / "results.jsonl")
+        assert len(first) == 2 and all(r["verdict"] is None and r["error"] is None for r in first)
+        assert all(len(r["rounds"][0]["images"]) == 1 for r in first)
+        n_calls = len(model.handler.calls)
+        assert n_calls >= 2
+        model.handler.down = True  # from here on a generation would be an error row (and a counted call)
+
+        proc = _run([*base, "--eval"], cli_env, tmp_path)
+        assert "2 already done" in proc.stdout
+        assert "2 row(s) re-scored with judge-free scoring, 0 re-judged, 0 regenerated" in proc.stdout
+        assert len(model.handler.calls) == n_calls
+        rows = _rows(out / "results.jsonl")
+        assert [_generated(r) for r in rows] == [_generated(r) for r in first]
+        assert all(r["verdict"]["pixel"]["f1"] is not None and r["correct"] is not None for r in rows)
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["this_run"] == {"generated": 0, "rescored": 2, "rejudged": 0, "regenerated": 0}
+        metrics = summary["metrics"]["vtbench_perception"]
+        assert metrics["n"] == 2 and metrics["scored"] == 2 and metrics["pixel_n"] == 2
+
+        # The verdicts are those of a run that scored while generating (same model replies, same drawings).
+        model.handler.down = False
+        _run([*_served_model_cmd(vthinker_cmd, model.url, vtbench_file, tmp_path / "live"), "--eval"], cli_env,
+             tmp_path)
+        live = sorted(_rows(tmp_path / "live" / "results.jsonl"), key=lambda r: r["id"])
+        assert [r["verdict"] for r in live] == [r["verdict"] for r in sorted(rows, key=lambda r: r["id"])]
+        model.handler.down = True
+        n_calls = len(model.handler.calls)
+
+        # Another judge: every row is judged, still without the model.
+        proc = _run([*base, "--eval", "--judge-model", "judge-vl", "--judge-url", judge.url],
+                    dict(cli_env, OPENAI_API_KEY="x"), tmp_path)
+        assert f"2 row(s) re-scored with judge judge-vl at {judge.url}" in proc.stdout
+        assert len(model.handler.calls) == n_calls and len(judge.handler.calls) == 2
+        rows = _rows(out / "results.jsonl")
+        assert [_generated(r) for r in rows] == [_generated(r) for r in first]
+        assert [(r["correct"], r["verdict"]["judge_status"]) for r in rows] == [(True, "ok")] * 2
+        assert json.loads((out / "run.json").read_text())["judge_model"] == "judge-vl"
+
+        # A generation setting may not change: refused, the rows untouched.
+        before = (out / "results.jsonl").read_text()
+        proc = subprocess.run([*base, "--eval", "--temperature", "0.5"], env=cli_env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0 and "different run (temperature: 0.0 -> 0.5)" in proc.stderr
+        assert (out / "results.jsonl").read_text() == before and len(model.handler.calls) == n_calls
+    finally:
+        model.close()
+        judge.close()
+
+
+def test_old_run_json_without_scoring_keys_resumes_by_rescoring(tmp_path, vthinker_cmd, cli_env,
+                                                                vtbench_file) -> None:
+    """An output folder written before run.json recorded the scoring settings (and before rows named theirs)
+    resumes: its rows are re-scored; a row whose stored drawing is gone is generated again, and said so."""
+    out = tmp_path / "o"
+    cmd = [*vthinker_cmd, "run", "--benchmark", "vtbench-perception", "--data", str(vtbench_file), "--model",
+           "reference", "--limit", "3", "--output", str(out), "--no-report", "--eval"]
+    _run(cmd, cli_env, tmp_path)
+    first = _rows(out / "results.jsonl")
+    run = json.loads((out / "run.json").read_text())
+    for key in ("eval", "judge_model", "judge_url", "judge_prompts", "pixel_metric"):
+        del run[key]
+    (out / "run.json").write_text(json.dumps(run))
+    old = [{k: v for k, v in dict(r, verdict=None, correct=None).items() if k != "scored_with"} for r in first]
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    (out / first[1]["rounds"][0]["images"][0]).unlink()
+
+    proc = _run(cmd, cli_env, tmp_path)
+    assert "2 already done" in proc.stdout
+    assert ("2 row(s) re-scored with judge-free scoring, 0 re-judged, 1 regenerated "
+            "(1 lacked their stored text or images)") in proc.stdout
+    rows = _rows(out / "results.jsonl")
+    assert [r["id"] for r in rows] == [first[0]["id"], first[2]["id"], first[1]["id"]]  # the regenerated one last
+    assert [_generated(r) for r in rows[:2]] == [_generated(first[0]), _generated(first[2])]
+    assert [r["verdict"] for r in rows[:2]] == [first[0]["verdict"], first[2]["verdict"]]
+    assert all(r["correct"] is True for r in rows) and (out / rows[2]["rounds"][0]["images"][0]).exists()
+    assert len({r["scored_with"] for r in rows}) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["this_run"] == {"generated": 1, "rescored": 2, "rejudged": 0, "regenerated": 1}
+    assert summary["metrics"]["vtbench_perception"]["n"] == 3
+    assert json.loads((out / "run.json").read_text())["eval"] is True
+    proc = _run(cmd, cli_env, tmp_path)  # now nothing is left to do
+    assert "3 already done" in proc.stdout and "re-scored" not in proc.stdout
+    assert _rows(out / "results.jsonl") == rows
 
 
 def test_judge_configured_by_the_environment(tmp_path, vthinker_cmd, cli_env, vtbench_file) -> None:
@@ -221,29 +346,41 @@ def test_judge_configured_by_the_environment(tmp_path, vthinker_cmd, cli_env, vt
     assert json.loads((tmp_path / "o" / "run.json").read_text())["judge_model"] == "judge-vl"
 
 
-def test_rows_the_judge_failed_on_are_retried(tmp_path, vthinker_cmd, cli_env, vtbench_file) -> None:
-    """A judge that was down leaves rows unscored (judge_failed); re-running the command judges them."""
-    handler = type("Handler", (_JudgeHandler,), {"calls": [], "down": True})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = dict(cli_env, VTHINKER_JUDGE_URL=f"http://127.0.0.1:{server.server_address[1]}/v1",
-               VTHINKER_JUDGE_MODEL="judge-vl", VTHINKER_JUDGE_RETRIES="0", OPENAI_API_KEY="x")
-    cmd = [*vthinker_cmd, "run", "--benchmark", "vtbench-perception", "--data", str(vtbench_file), "--model",
-           "reference", "--eval", "--limit", "2", "--output", str(tmp_path / "o"), "--no-report"]
+def test_rows_the_judge_failed_on_are_rejudged_without_generating_again(
+    tmp_path, vthinker_cmd, cli_env, vtbench_file
+) -> None:
+    """A judge that was down leaves rows unscored (judge_failed); re-running the command judges them from the
+    stored text and drawings: the model server, down by then, is not called."""
+    judge = _Server(_JudgeHandler, down=True)
+    model = _Server(_ModelHandler)
+    env = dict(cli_env, VTHINKER_JUDGE_URL=judge.url, VTHINKER_JUDGE_MODEL="judge-vl", VTHINKER_JUDGE_RETRIES="0",
+               OPENAI_API_KEY="x")
+    out = tmp_path / "o"
+    cmd = [*_served_model_cmd(vthinker_cmd, model.url, vtbench_file, out), "--eval"]
     try:
         _run(cmd, env, tmp_path)
-        rows = _rows(tmp_path / "o" / "results.jsonl")
-        assert [(r["correct"], r["verdict"]["judge_status"]) for r in rows] == [(None, "failed")] * 2
-        handler.down = False
+        first = _rows(out / "results.jsonl")
+        assert [(r["correct"], r["verdict"]["judge_status"]) for r in first] == [(None, "failed")] * 2
+        assert all(r["rounds"][0]["images"] for r in first)  # each drew an image, the judge never saw it
+        n_model_calls, n_judge_calls = len(model.handler.calls), len(judge.handler.calls)
+        assert n_model_calls >= 2 and n_judge_calls == 2
+        judge.handler.down, model.handler.down = False, True
         proc = _run(cmd, env, tmp_path)
     finally:
-        server.shutdown()
-        server.server_close()
-    assert "0 already done" in proc.stdout
-    rows = _rows(tmp_path / "o" / "results.jsonl")
+        judge.close()
+        model.close()
+    assert "2 already done" in proc.stdout
+    assert "0 row(s) re-scored with judge judge-vl" in proc.stdout and "2 re-judged, 0 regenerated" in proc.stdout
+    assert len(model.handler.calls) == n_model_calls  # no generation
+    assert len(judge.handler.calls) == n_judge_calls + 2
+    rows = _rows(out / "results.jsonl")
+    assert [r["id"] for r in rows] == [r["id"] for r in first]
     assert [(r["correct"], r["verdict"]["judge_status"]) for r in rows] == [(True, "ok")] * 2
-    summary = json.loads((tmp_path / "o" / "summary.json").read_text())["metrics"]["vtbench_perception"]
-    assert summary["judge_failed"] == 0 and summary["scored"] == 2
+    assert [_generated(r) for r in rows] == [_generated(r) for r in first]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["this_run"] == {"generated": 0, "rescored": 0, "rejudged": 2, "regenerated": 0}
+    metrics = summary["metrics"]["vtbench_perception"]
+    assert metrics["judge_failed"] == 0 and metrics["scored"] == 2 and metrics["judge_ok"] == 2
 
 
 def test_api_keys_stay_out_of_the_output_folder(tmp_path, vthinker_cmd, cli_env, vtbench_file) -> None:
