@@ -161,10 +161,12 @@ class _JudgeHandler(BaseHTTPRequestHandler):
 
     calls: ClassVar[list[dict]] = []
     down = False  # answer 503 (a judge that is not up yet)
+    delay = 0.0  # seconds before answering
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         type(self).calls.append(body)
+        time.sleep(type(self).delay)
         if type(self).down:
             self.send_response(503)
             self.send_header("Content-Length", "0")
@@ -287,6 +289,37 @@ def test_eval_added_later_rescores_stored_rows_without_calling_the_model(
         judge.close()
 
 
+def test_killed_while_rescoring_leaves_the_results_as_they_were(tmp_path, vthinker_cmd, cli_env,
+                                                                 vtbench_file) -> None:
+    """Re-scoring rewrites results.jsonl in one atomic step after every row is scored: a kill while the judge
+    is answering leaves the earlier rows and run.json as they were, and the next run re-scores them."""
+    judge = _Server(_JudgeHandler, delay=60.0)
+    out = tmp_path / "o"
+    base = [*vthinker_cmd, "run", "--benchmark", "vtbench-perception", "--data", str(vtbench_file), "--model",
+            "reference", "--limit", "2", "--output", str(out), "--no-report", "--eval"]
+    cmd = [*base, "--judge-model", "judge-vl", "--judge-url", judge.url]
+    env = dict(cli_env, OPENAI_API_KEY="x")
+    try:
+        _run(base, cli_env, tmp_path)
+        before, run_before = (out / "results.jsonl").read_text(), (out / "run.json").read_text()
+        proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None and not judge.handler.calls:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert judge.handler.calls, "the kill landed before re-scoring began"
+        assert (out / "results.jsonl").read_text() == before and (out / "run.json").read_text() == run_before
+        judge.handler.delay = 0.0
+        proc = _run(cmd, env, tmp_path)
+    finally:
+        judge.close()
+    assert "2 already done" in proc.stdout and "2 row(s) re-scored with judge judge-vl" in proc.stdout
+    rows = _rows(out / "results.jsonl")
+    assert len({r["id"] for r in rows}) == len(rows) == 2
+    assert [r["verdict"]["judge_status"] for r in rows] == ["ok", "ok"]
+
+
 def test_old_run_json_without_scoring_keys_resumes_by_rescoring(tmp_path, vthinker_cmd, cli_env,
                                                                 vtbench_file) -> None:
     """An output folder written before run.json recorded the scoring settings (and before rows named theirs)
@@ -321,6 +354,14 @@ def test_old_run_json_without_scoring_keys_resumes_by_rescoring(tmp_path, vthink
     proc = _run(cmd, cli_env, tmp_path)  # now nothing is left to do
     assert "3 already done" in proc.stdout and "re-scored" not in proc.stdout
     assert _rows(out / "results.jsonl") == rows
+    # Without --eval the rows follow the current settings too: verdicts cleared, nothing generated.
+    proc = _run(cmd[:-1], cli_env, tmp_path)
+    assert "3 row(s) re-scored with scoring off (verdicts cleared), 0 re-judged, 0 regenerated" in proc.stdout
+    unscored = _rows(out / "results.jsonl")
+    assert [_generated(r) for r in unscored] == [_generated(r) for r in rows]
+    assert all(r["verdict"] is None and r["correct"] is None for r in unscored)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metrics"] is None and summary["this_run"]["generated"] == 0
 
 
 def test_judge_configured_by_the_environment(tmp_path, vthinker_cmd, cli_env, vtbench_file) -> None:
@@ -332,18 +373,27 @@ def test_judge_configured_by_the_environment(tmp_path, vthinker_cmd, cli_env, vt
     threading.Thread(target=server.serve_forever, daemon=True).start()
     env = dict(cli_env, VTHINKER_JUDGE_URL=f"http://127.0.0.1:{server.server_address[1]}/v1",
                VTHINKER_JUDGE_MODEL="judge-vl", VTHINKER_JUDGE_PROMPT_PERCEPTION=str(prompt), OPENAI_API_KEY="x")
+    cmd = [*vthinker_cmd, "run", "--benchmark", "vtbench-perception", "--data", str(vtbench_file), "--model",
+           "reference", "--eval", "--limit", "2", "--output", str(tmp_path / "o"), "--no-report"]
     try:
-        _run([*vthinker_cmd, "run", "--benchmark", "vtbench-perception", "--data", str(vtbench_file), "--model",
-              "reference", "--eval", "--limit", "2", "--output", str(tmp_path / "o"), "--no-report"], env, tmp_path)
+        _run(cmd, env, tmp_path)
+        rows = _rows(tmp_path / "o" / "results.jsonl")
+        assert [r["verdict"]["judge_status"] for r in rows] == ["ok", "ok"]
+        assert len(_JudgeHandler.calls) == 2 and {c["model"] for c in _JudgeHandler.calls} == {"judge-vl"}
+        texts = [p["text"] for c in _JudgeHandler.calls for p in c["messages"][0]["content"] if p["type"] == "text"]
+        assert sum(t.startswith("OFFICIAL PERCEPTION PROMPT") for t in texts) == 2
+        assert json.loads((tmp_path / "o" / "run.json").read_text())["judge_model"] == "judge-vl"
+
+        # A revised prompt file is another scoring: the stored rows are judged again with it.
+        prompt.write_text("REVISED PERCEPTION PROMPT {question}")
+        proc = _run(cmd, env, tmp_path)
     finally:
         server.shutdown()
         server.server_close()
-    rows = _rows(tmp_path / "o" / "results.jsonl")
-    assert [r["verdict"]["judge_status"] for r in rows] == ["ok", "ok"]
-    assert len(_JudgeHandler.calls) == 2 and {c["model"] for c in _JudgeHandler.calls} == {"judge-vl"}
-    texts = [p["text"] for c in _JudgeHandler.calls for p in c["messages"][0]["content"] if p["type"] == "text"]
-    assert sum(t.startswith("OFFICIAL PERCEPTION PROMPT") for t in texts) == 2
-    assert json.loads((tmp_path / "o" / "run.json").read_text())["judge_model"] == "judge-vl"
+    assert "2 row(s) re-scored with judge judge-vl at" in proc.stdout and "prompt files for perception" in proc.stdout
+    texts = [p["text"] for c in _JudgeHandler.calls[2:] for p in c["messages"][0]["content"] if p["type"] == "text"]
+    assert len(_JudgeHandler.calls) == 4 and sum(t.startswith("REVISED PERCEPTION PROMPT") for t in texts) == 2
+    assert [r["verdict"]["judge_status"] for r in _rows(tmp_path / "o" / "results.jsonl")] == ["ok", "ok"]
 
 
 def test_rows_the_judge_failed_on_are_rejudged_without_generating_again(
