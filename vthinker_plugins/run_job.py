@@ -23,8 +23,9 @@ settings). Resuming with other generation settings is refused. Other scoring set
 (also ``--eval`` added later, or a ``run.json`` older than the scoring keys) re-score
 every finished row from what it stores — the response text and the sandbox images saved
 under ``images/`` — with no model call, and ``results.jsonl`` is rewritten atomically;
-rows whose judge call (or scoring) failed are re-judged the same way. Each row names the
-scoring settings it was scored with (``scored_with``, a hash of them).
+rows whose judge call (or scoring) failed are re-judged the same way; a re-run without
+``--eval`` clears the verdicts (judge verdicts stay in ``judge_cache.jsonl``). Each row names
+the scoring settings it was scored with (``scored_with``, a hash of them).
 """
 
 from __future__ import annotations
