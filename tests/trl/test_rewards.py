@@ -41,8 +41,9 @@ def test_accuracy_format_tool_on_hand_made_completions():
     acc = accuracy_reward(prompts, completions, answer=["3"] * 5)
     assert acc == [1.0, 0.0, 0.0, 0.0, 1.0]  # two <answer> blocks: the last one (4) counts
     assert accuracy_reward(prompts, completions, answer=["3"] * 5, wrong=-1.0)[1] == -1.0
-    # ``solution`` wins over ``answer`` when both are given (MathVision rows carry both).
-    assert accuracy_reward([None], [GOOD], answer=["9"], solution=["3"]) == [1.0]
+    # ``answer`` wins over ``solution`` when both are filled; ``solution`` alone (TRL's shape) counts.
+    assert accuracy_reward([None], [GOOD], answer=["3"], solution=["9"]) == [1.0]
+    assert accuracy_reward([None], [GOOD], answer=[""], solution=["3"]) == [1.0]
     # Multiple choice: a letter matches the option text.
     assert accuracy_reward([None], ["<think>x</think><answer>B</answer>"], answer=["6"],
                            options=[["5", "6", "7"]]) == [1.0]
@@ -173,3 +174,23 @@ def test_judge_fallback_retries_and_counts_failures(judge_server):
 def test_consistency_needs_a_judge():
     with pytest.raises(ValueError, match="judge"):
         RewardSuite(["accuracy", "consistency"], judge=None)
+
+
+def test_mathvision_worked_solutions_are_not_the_reference(mathvision_dir):
+    """MathVision rows carry the final answer in ``answer`` and, for some, a worked explanation in
+    ``solution``: the reward must score against the answer, through the adapter and TRL's columns."""
+    from vthinker_plugins.trl.data import load_rl_dataset
+
+    raw = [json.loads(line) for line in (mathvision_dir / "testmini.jsonl").read_text().splitlines()]
+    index = next(i for i, r in enumerate(raw) if r.get("solution"))
+    gold = raw[index]["answer"]
+    assert len(raw[index]["solution"]) > 50  # an explanation, not an answer
+    row = load_rl_dataset(mathvision_dir / "testmini.jsonl", limit=index + 1)[index]
+    assert row["answer"] == gold
+    # TRL hands every dataset column but the prompt to the reward functions, one value per completion.
+    columns = {k: [v] * 2 for k, v in row.items() if k != "prompt"}
+    completions = [conv(f"<think>x</think><answer>{gold}</answer>"), conv("<think>x</think><answer>Z</answer>")]
+    (accuracy,) = RewardSuite(["accuracy"]).functions()
+    assert asyncio.run(accuracy([row["prompt"]] * 2, completions, **columns)) == [1.0, 0.0]
+    direct = accuracy_reward([None] * 2, completions, answer=columns["answer"], solution=columns["solution"])
+    assert direct == [1.0, 0.0]

@@ -6,8 +6,9 @@ Accepted rows (column names as the public RL sets use them):
   messages (then used as is);
 - the images: ``images`` (a list) or ``image`` (one), as PIL images, the hub's
   ``{"bytes", "path"}`` structs, bytes or paths (relative to ``image_base_dir``);
-- the reference answer: ``solution`` or ``answer`` (V-Interaction rows: ``question``,
-  ``image``, ``answer``); optional ``options`` for multiple choice.
+- the reference answer: ``answer``, else ``solution`` (V-Interaction rows: ``question``,
+  ``image``, ``answer``; TRL-style rows: ``solution``; MathVision rows carry a worked
+  explanation in ``solution`` and the final answer in ``answer``); optional ``options``.
 
 Every row becomes ``prompt`` (system + user messages built with the project's
 :class:`~vthinker_plugins.protocol.PromptSet`, so the rollout prompt equals the evaluation
@@ -28,7 +29,7 @@ from vthinker_plugins.protocol import DEFAULT_PROMPTS, PromptSet
 
 QUESTION_COLUMNS = ("question", "prompt")
 IMAGE_COLUMNS = ("images", "image")
-ANSWER_COLUMNS = ("solution", "answer")
+ANSWER_COLUMNS = ("answer", "solution")
 ROW_COLUMN = "__row__"
 
 
@@ -63,7 +64,8 @@ def convert_row(
         raise DataError(f"{where}, field {image_col!r}: no image")
     images = [to_image(v, image_base_dir, where=f"{where}, field {image_col!r}[{i}]") for i, v in enumerate(raw_images)]
 
-    # MathVision-style rows carry both, with ``solution`` often empty: take the first filled one.
+    # MathVision rows carry both: ``answer`` is the final answer, ``solution`` (often empty) a worked
+    # explanation. Rows in TRL's shape have only ``solution``. Take the first filled one.
     answer_col = next((c for c in ANSWER_COLUMNS if row.get(c) not in (None, "")), None)
     if answer_col is None:
         raise DataError(f"{where}: no reference answer (fields {ANSWER_COLUMNS} missing or empty)")

@@ -82,10 +82,12 @@ def _column(values: Any, n: int, name: str) -> list[Any]:
 
 
 def _gold(answer: Any, solution: Any, n: int) -> list[str | None]:
+    """The reference of each completion: ``answer`` when filled, else ``solution`` (MathVision rows
+    carry a worked explanation in ``solution``; rows in TRL's shape have only ``solution``)."""
     answers = _column(answer, n, "answer")
     solutions = _column(solution, n, "solution")
     return [
-        None if (s if s not in (None, "") else a) in (None, "") else str(s if s not in (None, "") else a)
+        None if (a if a not in (None, "") else s) in (None, "") else str(a if a not in (None, "") else s)
         for a, s in zip(answers, solutions, strict=True)
     ]
 
@@ -110,8 +112,8 @@ def accuracy_reward(
     wrong: float = 0.0,
     **_: Any,
 ) -> list[float]:
-    """1.0 when the completion's final answer matches the reference (``solution`` or
-    ``answer`` column), ``wrong`` otherwise (also when there is no ``<answer>``)."""
+    """1.0 when the completion's final answer matches the reference (``answer`` column, else
+    ``solution``), ``wrong`` otherwise (also when there is no ``<answer>``)."""
     n = len(completions)
     golds = _gold(answer, solution, n)
     opts = _column(options, n, "options")
