@@ -29,7 +29,7 @@ class FakeChatServer:
     otherwise like vLLM with ``include_stop_str_in_output``.
     """
 
-    def __init__(self, strip_stop: bool) -> None:
+    def __init__(self, strip_stop: bool, rounds: list[str] = ROUNDS) -> None:
         self.requests: list[dict] = []
         server = self
 
@@ -38,9 +38,11 @@ class FakeChatServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append(body)
                 step = json.dumps(body["messages"][1:]).count("</sandbox_output>")  # the system prompt names it too
-                text = ROUNDS[step]
-                stop = next(s for s in body["stop"] if text.endswith(s))
-                if strip_stop:
+                text = rounds[step]
+                stop = next((s for s in body["stop"] if text.endswith(s)), None)
+                if stop is None:  # the end of turn: vLLM keeps its text with include_stop_str_in_output
+                    text += "" if body.get("skip_special_tokens", True) else "<|im_end|>"
+                elif strip_stop:
                     text = text[: -len(stop)]
                 reply = {
                     "id": f"c{len(server.requests)}", "object": "chat.completion", "created": 0,
@@ -123,3 +125,18 @@ def test_bad_options_are_clear_errors() -> None:
         make_backend("openai:m", base_url="http://127.0.0.1:9/v1", mode="chat")
     with pytest.raises(ValueError, match="empty model name"):
         make_backend("openai:")
+
+
+def test_prefill_reply_ending_at_end_of_turn() -> None:
+    """vLLM with include_stop_str_in_output and skip_special_tokens=False returns the end-of-turn
+    text; it is not part of the model's answer."""
+    server = FakeChatServer(strip_stop=False, rounds=["<think>Wide.</think>\n<answer>40"])
+    try:
+        backend = make_backend("openai:m", base_url=server.url, api_key="k", mode="prefill")
+        sample = Sample(id="o2", question="How wide?", images=[Image.new("RGB", (80, 60), "white")], answer="40")
+        (traj,) = InteractionLoop(backend, config=LoopConfig(max_new_tokens=300)).run([sample])
+    finally:
+        server.close()
+    assert server.requests[0]["skip_special_tokens"] is False
+    assert traj.error is None and traj.rounds[0].finish_reason == "eos"
+    assert traj.text == "<think>Wide.</think>\n<answer>40" and traj.answer == "40"

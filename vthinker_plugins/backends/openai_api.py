@@ -42,6 +42,9 @@ from vthinker_plugins.protocol import (
 )
 
 MODES = ("auto", "prefill", "turns")
+#: End-of-turn texts a vLLM server returns in prefill mode (``include_stop_str_in_output`` keeps the
+#: text of the stop token that ended the turn, and ``skip_special_tokens=False`` does not drop it).
+END_OF_TURN_TEXTS = ("<|im_end|>", "<|endoftext|>")
 
 
 def image_data_url(image: Image.Image) -> str:
@@ -210,6 +213,10 @@ class OpenAIBackend(Backend):
         response = self.client.chat.completions.create(**self.request_kwargs(request))
         choice = response.choices[0]
         text = choice.message.content or ""
+        if choice.finish_reason == "stop":
+            for eot in END_OF_TURN_TEXTS:
+                if text.endswith(eot):
+                    return GenerationOutput(text=text[: -len(eot)], finish_reason="eos")
         matched = getattr(choice, "stop_reason", None)
         text, finish = restore_stop(text, choice.finish_reason or "stop", request.stop, matched)
         return GenerationOutput(text=text, finish_reason=finish)
