@@ -190,3 +190,22 @@ def test_budget_never_splits_an_observation(trained):
         assert traj.rounds[-1].finish_reason == "length" and len(tool_images[0]) == 1
     finally:
         cfg.max_completion_tokens = original
+
+
+def test_max_pixels_reaches_the_processor(tiny_model_dir, rl_parquet, sandbox, tmp_path):
+    """``max_pixels`` in the config bounds every image of the rollouts and of the training forward
+    pass, also when the processor was loaded without it (TRL loads one when none is given)."""
+    from trl.data_utils import prepare_multimodal_messages
+
+    from vthinker_plugins.trl.rollout import image_token_runs
+
+    trainer = make_trainer(tiny_model_dir, rl_parquet, sandbox, tmp_path, max_pixels=56 * 56, min_pixels=28 * 28)
+    row = trainer.train_dataset[0]
+    assert row["images"][0].size == (112, 112)  # 16 image tokens at the checkpoint's bounds
+    prompts = [prepare_multimodal_messages(row["prompt"], images=row["images"])]
+    prompt_ids, completion_ids, *_, images, tool_images = trainer._generate(prompts)
+    assert len(images[0]) == 2 and len(tool_images[0]) == 1  # rollout 0 draws once
+    # 56 x 56 pixels = 2 x 2 merged patches: 4 tokens per image, prompt and tool image alike.
+    assert image_token_runs(prompt_ids[0] + completion_ids[0], trainer.processing_class.image_token_id) == [4, 4]
+    grid = trainer.processing_class.image_processor(images=images[0], return_tensors="pt")["image_grid_thw"]
+    assert grid.tolist() == [[1, 4, 4], [1, 4, 4]]

@@ -157,6 +157,7 @@ class VThinkerGRPOTrainer(GRPOTrainer):
             if stage == 3:
                 # Ranks run different numbers of rounds; ZeRO-3 forwards would deadlock on their collectives.
                 raise ValueError("multi-turn rollouts under ZeRO-3 need ds3_gather_for_generation=True or use_vllm")
+        self._apply_pixel_bounds(args)
         if args.freeze_vision_tower:
             self._freeze_vision_tower()
         self._user_tools = self.tools
@@ -188,6 +189,22 @@ class VThinkerGRPOTrainer(GRPOTrainer):
         self.last_rollout_stats: dict[str, float] = {}
 
     # ------------------------------------------------------------------ construction helpers
+
+    def _apply_pixel_bounds(self, args: VThinkerGRPOConfig) -> None:
+        """``min_pixels``/``max_pixels`` bound the processor that encodes the rollouts and TRL's forward
+        pass, however it was loaded (TRL loads one without them when no processor is given)."""
+        if args.min_pixels is None and args.max_pixels is None:
+            return
+        proc = self.processing_class.image_processor
+        size = proc.size
+        bounds = {key: size.get(key) if hasattr(size, "get") else None for key in ("shortest_edge", "longest_edge")}
+        if None in bounds.values():
+            raise ValueError(f"min_pixels/max_pixels: {type(proc).__name__} has no shortest/longest_edge bounds")
+        if args.min_pixels is not None:
+            bounds["shortest_edge"] = int(args.min_pixels)
+        if args.max_pixels is not None:
+            bounds["longest_edge"] = int(args.max_pixels)
+        proc.size = bounds
 
     def _freeze_vision_tower(self) -> None:
         """ViT frozen, projector (the merger) and LLM trained, as in V-Thinker's RL stage."""
