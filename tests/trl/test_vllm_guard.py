@@ -118,3 +118,65 @@ def test_policy_backend_over_vllm_keeps_no_pixel_values(job):
     state = backend.tokens.get(gen_job.request.key)
     assert state.ids == [*gen_job.ids, 5, 6] and state.pixel_values == [] and len(state.grids) == 1
     assert llm.seen[0][0][0]["prompt_token_ids"] == gen_job.ids
+
+
+class EngineProcessingLLM(FakeLLM):
+    """Like vLLM: the engine computes each image's token count with its own processor (the
+    checkpoint's pixel bounds) from the image it is handed, and re-expands runs that disagree."""
+
+    def __init__(self, engine_processor) -> None:
+        super().__init__(engine_processor.image_token_id)
+        self.engine_processor = engine_processor
+
+    def generate(self, prompts, sampling_params, use_tqdm=False):
+        proc = self.engine_processor.image_processor
+        outs = []
+        for prompt in prompts:
+            images = prompt.get("multi_modal_data", {}).get("image", [])
+            images = images if isinstance(images, list) else [images]
+            counts = [proc.get_number_of_image_patches(im.height, im.width, {}) // proc.merge_size**2 for im in images]
+            ids, runs = [], iter(counts)
+            for tok in prompt["prompt_token_ids"]:
+                if tok != self.image_token_id:
+                    ids.append(tok)
+                elif not ids or ids[-1] != tok:  # the start of a run: the engine's count of tokens
+                    ids += [tok] * next(runs)
+            outs.append(SimpleNamespace(prompt_token_ids=ids, outputs=[SimpleNamespace(token_ids=[5], logprobs=None)]))
+        self.seen.append((prompts, sampling_params))
+        return outs
+
+
+def test_colocate_images_follow_the_trainers_pixel_bounds(tiny_model_dir):
+    """The trainer's processor has max_pixels below the checkpoint's: vLLM, which processes the
+    images itself with the checkpoint's bounds, must be handed images it expands to the same tokens."""
+    from transformers import AutoProcessor
+
+    engine_processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    processor = AutoProcessor.from_pretrained(tiny_model_dir, max_pixels=56 * 56, min_pixels=28 * 28)
+    image = make_image(1)  # 112 x 112: 16 tokens at the checkpoint's bounds, 4 at the trainer's
+    user = DEFAULT_PROMPTS.user_prompt("How many sides?", 1)
+    seg = SegmentEncoder(processor).prompt(DEFAULT_PROMPTS.system, user, [image])
+    assert image_token_runs(seg.ids, processor.image_token_id) == [4]
+    request = GenerationRequest(key="r1#0", system=DEFAULT_PROMPTS.system, user=user, assistant_prefix="",
+                                images=[image], max_new_tokens=3, temperature=1.0)
+    gen_job = GenerationJob(request, seg.ids, [image], None, seg.image_grid_thw, 3)
+    llm = EngineProcessingLLM(engine_processor)
+    (out,) = VLLMColocateGenerator(llm, processor, {}, sampling_params_cls=dict)([gen_job])
+    assert out.ids == [5]
+    (prompt,), _ = llm.seen[0]
+    assert prompt["multi_modal_data"]["image"].size == (56, 56)
+    assert gen_job.images[0] is image and image.size == (112, 112)  # the rollout's own images are untouched
+
+    # The server path: the images it processes are the resized ones too.
+    counted = []
+
+    class EngineServer(FakeServer):
+        def image_features(self, images):
+            proc = engine_processor.image_processor
+            counted.extend(im.size for ims in images for im in ims)
+            return [{"mm_placeholders": {"image": [
+                {"offset": 0, "length": proc.get_number_of_image_patches(im.height, im.width, {}) // 4} for im in ims
+            ]}} for ims in images]
+
+    (out,) = VLLMServerGenerator(EngineServer([]), processor, {}, lambda f, ids: f)([gen_job])
+    assert out.ids == [7, 8] and counted == [(56, 56)]

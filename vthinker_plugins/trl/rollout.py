@@ -71,6 +71,31 @@ def image_token_runs(ids: Sequence[int], image_token_id: int) -> list[int]:
     return runs
 
 
+def engine_images(processor: Any, images: Sequence[Image.Image]) -> list[Image.Image]:
+    """``images`` resized to the size the trainer's image processor gives them.
+
+    vLLM processes the images itself with the checkpoint's pixel bounds, not the trainer's
+    (``max_pixels``/``min_pixels``): an image outside the trainer's bounds would get another
+    number of image tokens there than in the pre-expanded prompt. Already at that size, it gets the
+    same number under any wider bounds; such images are passed as they are.
+    """
+    proc = getattr(processor, "image_processor", None)
+    size = getattr(proc, "size", None)
+    bounds = [size.get(k) if hasattr(size, "get") else None for k in ("shortest_edge", "longest_edge")]
+    if None in bounds:
+        return list(images)
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    factor = getattr(proc, "patch_size", 14) * getattr(proc, "merge_size", 2)
+    out = []
+    for image in images:
+        h, w = smart_resize(image.height, image.width, factor=factor, min_pixels=bounds[0], max_pixels=bounds[1])
+        if (h, w) != (image.height, image.width):
+            image = image.convert("RGB").resize((w, h), Image.Resampling.BICUBIC)
+        out.append(image)
+    return out
+
+
 def expected_image_tokens(image_grid_thw: torch.Tensor | None, merge_size: int) -> list[int]:
     if image_grid_thw is None:
         return []
@@ -106,7 +131,8 @@ class VLLMColocateGenerator:
         for job in jobs:
             prompt: dict[str, Any] = {"prompt_token_ids": list(job.ids)}
             if job.images:
-                prompt["multi_modal_data"] = {"image": job.images if len(job.images) > 1 else job.images[0]}
+                images = engine_images(self.processor, job.images)
+                prompt["multi_modal_data"] = {"image": images if len(images) > 1 else images[0]}
             prompts.append(prompt)
             kwargs = {
                 **self.sampling,
@@ -157,7 +183,7 @@ class VLLMServerGenerator:
         features: list[dict | None] = [None] * len(jobs)
         with_images = [i for i, j in enumerate(jobs) if j.images]
         if with_images:
-            served = self.client.image_features([jobs[i].images for i in with_images])
+            served = self.client.image_features([engine_images(self.processor, jobs[i].images) for i in with_images])
             for i, feats in zip(with_images, served, strict=True):
                 ours = image_token_runs(jobs[i].ids, self.image_token_id)
                 theirs = [int(p["length"]) for p in feats["mm_placeholders"]["image"]]
@@ -352,6 +378,7 @@ __all__ = [
     "VLLMServerGenerator",
     "assemble",
     "check_vllm_prompt",
+    "engine_images",
     "expected_image_tokens",
     "image_token_runs",
     "never_sampled_ids",
