@@ -1,10 +1,10 @@
 """A hand-assembled seccomp-BPF filter for cell processes (no libseccomp needed).
 
 Denied: exec, new processes (clone without CLONE_THREAD; clone3 gets ENOSYS so libc falls back to clone
-for threads), sockets (socketpair stays), ptrace and cross-process memory access, namespace and mount
-syscalls, xattr changes, signals / priorities / rlimits of any process but the cell itself, and a list of
-admin syscalls. chmod/chown/utime families return success without acting. The cell's own pid is
-a constant in the program, so the filter is assembled after fork (about 50 us).
+for threads), sockets (socketpair stays), SysV IPC, POSIX message queues, memfd, ptrace and cross-process
+memory access, namespace and mount syscalls, xattr changes, signals / priorities / rlimits of any process
+but the cell itself, and a list of admin syscalls. chmod/chown/utime families return success without
+acting. The cell's own pid is a constant in the program, so the filter is assembled after fork (about 50 us).
 """
 
 from __future__ import annotations
@@ -38,6 +38,12 @@ _DENY = {
 # capabilities) these could touch them, so they "succeed" without doing anything (shutil.copy2 still works).
 _FAKE_OK = {"chmod": 90, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452, "chown": 92, "fchown": 93,
             "lchown": 94, "fchownat": 260, "utime": 132, "utimes": 235, "utimensat": 280, "futimesat": 261}
+# Objects that outlive the cell or sit outside RLIMIT_AS: SysV IPC and POSIX message queues persist in the
+# worker's (process mode: the host's) IPC namespace for the next cell to find; memfd pages are RAM that no
+# address-space limit counts (256 fds x 64 MiB each).
+_DENY.update({"shmget": 29, "shmat": 30, "shmctl": 31, "semget": 64, "semop": 65, "semctl": 66, "msgget": 68,
+              "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "semtimedop": 220, "mq_open": 240, "mq_unlink": 241,
+              "memfd_create": 319, "memfd_secret": 447})
 _DENY.update({"setxattr": 188, "lsetxattr": 189, "fsetxattr": 190, "removexattr": 197, "lremovexattr": 198,
               "fremovexattr": 199})
 # Calls that take a pid first: allowed on the cell itself only (0 = self).

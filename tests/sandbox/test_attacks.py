@@ -469,3 +469,66 @@ def _state(pid: int) -> str:
             return f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+# ---- state a cell leaves behind, resources outside the limits, a hostile result channel ----------------
+
+_IPC_KEY = 0x56540001
+
+
+def _remove_host_ipc(key: int) -> None:
+    """Process mode shares the host's IPC namespace: remove anything a failed containment left there."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for get, ctl, args in ((libc.shmget, libc.shmctl, (0, 0)), (libc.semget, libc.semctl, (0, 0)),
+                           (libc.msgget, libc.msgctl, (0,))):
+        ident = get(key, *args)
+        if ident >= 0:
+            ctl(ident, *(([0] if ctl is libc.semctl else []) + [0, None]))  # IPC_RMID = 0
+
+
+def test_sysv_ipc_does_not_outlive_the_cell(any_sb: Sandbox) -> None:
+    """SysV segments/queues/semaphores outlive their creator: the next cell must not find what one left."""
+    code = (
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "libc.shmat.restype = ctypes.c_void_p\n"
+        "sid = libc.shmget(KEY, 4096, 0o1666)\n"  # IPC_CREAT | 0666
+        "if sid >= 0:\n"
+        "    a = libc.shmat(sid, None, 0)\n"
+        "    print('SHM', ctypes.string_at(a, 12)); ctypes.memmove(a, b'LEFT-BEHIND!', 12)\n"
+        "else:\n"
+        "    print('denied shm', ctypes.get_errno())\n"
+        "for name, args in (('msgget', (0o1666,)), ('semget', (1, 0o1666))):\n"
+        "    r = getattr(libc, name)(KEY, *args)\n"
+        "    print(('IPC ' if r >= 0 else 'denied ') + name)\n"
+    ).replace("KEY", str(_IPC_KEY))
+    try:
+        first, second = any_sb.run(code), any_sb.run(code)
+    finally:
+        if any_sb._pool.ns_tool is None:
+            _remove_host_ipc(_IPC_KEY)
+    assert "LEFT-BEHIND" not in second.stdout, _text(second)
+    for r in (first, second):
+        assert r.ok and "SHM" not in r.stdout and "IPC" not in r.stdout, _text(r)
+    assert_serves(any_sb)
+
+
+def test_memfd_is_not_memory_outside_the_limit(any_sb: Sandbox) -> None:
+    """memfd pages are not in the address space (RLIMIT_AS): 256 fds x 64 MiB would be 16 GiB of RAM."""
+    limit_mib = any_sb.config.memory_bytes >> 20
+    code = (
+        "held = []\n"
+        "try:\n"
+        f"    for i in range({limit_mib // 64 + 8}):  # bounded: 512 MiB past the limit if uncontained\n"
+        "        fd = os.memfd_create('m'); os.write(fd, b'\\1' * (64 << 20)); held.append(fd)\n"
+        "except OSError as e:\n"
+        "    print('stopped', e.errno)\n"
+        "print('HELD', 64 * len(held))\n"
+    )
+    r = any_sb.run(code, timeout=30)
+    held = [int(x.split()[1]) for x in r.stdout.splitlines() if x.startswith("HELD")]
+    assert r.status in (CellStatus.OK, CellStatus.LIMIT_EXCEEDED), _text(r)
+    assert not held or held[0] < limit_mib, _text(r)
+    assert_serves(any_sb)
