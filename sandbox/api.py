@@ -169,6 +169,11 @@ class Sandbox:
                                   max_bytes=cfg.max_output_bytes, max_pixels=cfg.max_image_pixels,
                                   reencode_png=cfg.reencode_png, before=before)
             notes += col.notes
+            if session is not None and resp.get("over_quota") is True:
+                # The session's process was reset; its files go too, or each later cell would add to them.
+                for k in ("out", "tmp"):
+                    wipe(dirs[k])
+                notes.append("[sandbox] the session's folders exceeded the quota; they were emptied")
             truncated = truncated or col.truncated
             if col.over_limit and status == CellStatus.OK:
                 status = CellStatus.LIMIT_EXCEEDED

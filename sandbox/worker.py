@@ -327,20 +327,28 @@ class Worker:
 
     # ---- one cell -----------------------------------------------------------------------------------
     def _over_quota(self, dirs: dict[str, str]) -> bool:
-        """Bytes and entries under the cell's writable folders (RLIMIT_FSIZE caps files, not their sum)."""
+        """Bytes and entries under the cell's writable folders (RLIMIT_FSIZE caps files, not their sum).
+
+        A folder that cannot be listed (made without read permission, or deeper than PATH_MAX) would hide
+        what is under it: that counts as over quota too.
+        """
         total, entries, todo = 0, 0, [dirs["out"], dirs["tmp"]]
         while todo:
             try:
                 it = os.scandir(todo.pop())
-            except OSError:
+            except FileNotFoundError:
                 continue
+            except OSError:
+                return True
             with it:
                 for e in it:
                     entries += 1
                     try:
                         st = e.stat(follow_symlinks=False)
-                    except OSError:
+                    except FileNotFoundError:
                         continue
+                    except OSError:
+                        return True
                     total += st.st_blocks * 512
                     if e.is_dir(follow_symlinks=False):
                         todo.append(e.path)
@@ -422,7 +430,7 @@ class Worker:
                         drain(fd)
                 break
         status = usage = None
-        if over_quota or (result is not None and once and self._over_quota(dirs)):
+        if over_quota or (result is not None and self._over_quota(dirs)):
             over_quota = True
             exited = True  # reaped below; the verdict is the quota, whatever the cell reported
         if exited or timed_out:
@@ -499,6 +507,10 @@ class Worker:
                 child = self._fork(dirs, rs, once=False)
                 self.sessions[sid] = (child, dirs, rs)
             once = False
+            try:
+                os.kill(child.pid, signal.SIGCONT)  # frozen since its last cell
+            except OSError:
+                pass
         t0 = time.monotonic()
         cmd = {"code": req.get("code", ""), "inputs": req.get("inputs", []), "timeout": timeout,
                "fresh": once}
@@ -511,8 +523,14 @@ class Worker:
         status, err = self._classify(c, timeout)
         if sid is not None and c["dead"]:
             self.sessions[sid] = (None, self.sessions[sid][1], self.sessions[sid][2])
+        elif sid is not None:
+            # Threads the cell left running must not work between cells (files past the quota checks, CPU).
+            try:
+                os.kill(child.pid, signal.SIGSTOP)
+            except OSError:
+                pass
         return {"status": status, "error": err, "stdout": c["stdout"], "stderr": note + c["stderr"],
-                "truncated": c["truncated"], "run_s": time.monotonic() - t0}
+                "truncated": c["truncated"], "over_quota": c["over_quota"], "run_s": time.monotonic() - t0}
 
     # ---- sessions -----------------------------------------------------------------------------------
     def session_open(self, req: dict[str, Any]) -> dict[str, Any]:

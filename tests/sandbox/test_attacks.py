@@ -532,3 +532,68 @@ def test_memfd_is_not_memory_outside_the_limit(any_sb: Sandbox) -> None:
     assert r.status in (CellStatus.OK, CellStatus.LIMIT_EXCEEDED), _text(r)
     assert not held or held[0] < limit_mib, _text(r)
     assert_serves(any_sb)
+
+
+@pytest.mark.parametrize("layout", ["unlistable", "deep"])
+@pytest.mark.parametrize("mode", ["bwrap", "unshare", "process"])
+def test_folder_quota_sees_hidden_folders(mode: str, layout: str) -> None:
+    """Files under a folder the worker cannot list (mode 0300) or reach by path (> PATH_MAX) still count."""
+    from sandbox_helpers import mode_config
+
+    from sandbox import SandboxUnavailable
+
+    make = ("d = os.path.join(output_dir, 'h'); os.mkdir(d, 0o300); os.chdir(d)\n" if layout == "unlistable"
+            else "os.chdir(output_dir)\nfor i in range(20):\n    os.mkdir('d' * 250); os.chdir('d' * 250)\n")
+    code = (
+        make + "import time\n"
+        "for i in range(6):  # 96 MiB, bounded\n"
+        "    open(f'f{i}', 'wb').write(b'\\1' * (16 << 20))\n"
+        "time.sleep(1)\n"
+        "print('WROTE 96 MiB')\n"
+    )
+    with Sandbox(mode_config(mode, workers=1, disk_bytes=32 << 20)) as sb:
+        try:
+            sb.start()
+        except SandboxUnavailable as e:
+            pytest.skip(f"{mode} unavailable here: {e}")
+        r = sb.run(code)
+        assert r.status == CellStatus.LIMIT_EXCEEDED and "WROTE" not in r.stdout, _text(r)
+        w = sb._pool.workers[0]
+        assert all(not os.listdir(p) for p in w.cell_dirs.values())
+        assert_serves(sb)
+
+
+def test_session_quota_across_quick_cells() -> None:
+    """Each session cell is quick (under the 0.2 s poll): the folders still may not grow past the quota."""
+    with Sandbox(SandboxConfig(workers=1, disk_bytes=32 << 20)) as sb, sb.session() as s:
+        statuses = []
+        for i in range(5):  # 5 x 12 MiB, bounded
+            r = s.run(f"open(os.path.join(output_dir, 'f{i}'), 'wb').write(b'\\1' * (12 << 20))")
+            statuses.append(r.status)
+        assert CellStatus.LIMIT_EXCEEDED in statuses, statuses
+        total = sum(os.path.getsize(os.path.join(s.dirs["out"], f)) for f in os.listdir(s.dirs["out"]))
+        assert total <= 48 << 20, total
+        assert_serves(sb)
+
+
+def test_session_is_frozen_between_cells(any_sb: Sandbox) -> None:
+    """A thread a session cell leaves running must not work (write files, burn CPU) between its cells."""
+    with any_sb.session() as s:
+        r = s.run(
+            "import threading, time\n"
+            "def bg():\n"
+            "    for i in range(400):  # bounded: 400 small files over 20 s\n"
+            "        open(os.path.join(output_dir, f'bg{i}.txt'), 'w').write('x'); time.sleep(0.05)\n"
+            "threading.Thread(target=bg, daemon=True).start()\n"
+            "time.sleep(0.2)\n"
+        )
+        assert r.ok, _text(r)
+        time.sleep(0.1)
+        n0 = len(os.listdir(s.dirs["out"]))
+        time.sleep(1.0)
+        n1 = len(os.listdir(s.dirs["out"]))
+        assert n1 == n0, (n0, n1)
+        r = s.run("time.sleep(0.3); print('alive')")  # the session (and its thread) go on while a cell runs
+        assert r.ok and r.stdout == "alive\n", _text(r)
+        assert len(os.listdir(s.dirs["out"])) > n1
+    assert_serves(any_sb)
