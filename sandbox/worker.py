@@ -390,7 +390,10 @@ class Worker:
                         if len(child.res_buf) >= 4 + size:
                             try:
                                 result = json.loads(bytes(child.res_buf[4:4 + size]))
-                            except ValueError:
+                            except (ValueError, RecursionError):  # deep nesting: RecursionError
+                                result = None
+                            if not isinstance(result, dict) or not isinstance(result.get("error"),
+                                                                              (dict, type(None))):
                                 result = {"error": {"type": "SandboxError", "message": "bad result frame"}}
                             del child.res_buf[:4 + size]
                 else:

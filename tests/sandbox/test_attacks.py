@@ -597,3 +597,23 @@ def test_session_is_frozen_between_cells(any_sb: Sandbox) -> None:
         assert r.ok and r.stdout == "alive\n", _text(r)
         assert len(os.listdir(s.dirs["out"])) > n1
     assert_serves(any_sb)
+
+
+@pytest.mark.parametrize("body", [
+    b'{"error": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # nesting beyond the JSON parser's recursion
+    b'{"error": "not a dict"}',
+    b'{"error": ["a", 1]}',
+    b'{"error": {"type": ["x"], "errno": {"a": 1}, "message": 5}}',
+    b'[1, 2, 3]',
+])
+def test_forged_result_frame(any_sb: Sandbox, body: bytes) -> None:
+    """The result pipe is the cell's: garbage on it is the cell's error, never the worker's crash."""
+    pids = [w.proc.pid for w in any_sb._pool.workers]
+    code = f"b = {body!r}\nos.write(4, len(b).to_bytes(4, 'big') + b)\nimport time; time.sleep(1)\n"
+    for _ in range(len(pids)):  # reach every worker
+        r = any_sb.run(code)
+        assert r.status in (CellStatus.ERROR, CellStatus.OK), _text(r)
+        assert "worker lost" not in _text(r), _text(r)
+    assert [w.proc.pid for w in any_sb._pool.workers] == pids  # no worker had to be replaced
+    assert_serves(any_sb)
+
