@@ -467,6 +467,8 @@ class Worker:
                 return "ok", None
             if err.get("type") == "MemoryError" or err.get("errno") == errno.EFBIG:
                 return "limit_exceeded", err
+            if err.get("type") == "error" and "(-4:Insufficient memory)" in str(err.get("message")):
+                return "limit_exceeded", err  # cv2.error for a failed allocation (StsNoMem)
             return "error", err
         if status is None or not c["dead"]:
             return "killed", {"type": "SandboxError", "message": "cell ended without a result"}

@@ -289,3 +289,10 @@ def test_session_child_that_stops_listening(sb: Sandbox) -> None:
         r = s.run("print('fresh state', 'x' in globals())")
         assert r.ok and r.stdout == "fresh state False\n"
     assert_serves(sb)
+
+
+def test_opencv_out_of_memory_is_a_limit(sb: Sandbox) -> None:
+    r = sb.run("a = cv2.resize(np.zeros((10, 10, 3), np.uint8), (30000, 30000))")
+    assert r.status == CellStatus.LIMIT_EXCEEDED, (r.status, r.error)
+    r = sb.run("raise cv2.error('bad argument')")
+    assert r.status == CellStatus.ERROR
