@@ -616,4 +616,3 @@ def test_forged_result_frame(any_sb: Sandbox, body: bytes) -> None:
         assert "worker lost" not in _text(r), _text(r)
     assert [w.proc.pid for w in any_sb._pool.workers] == pids  # no worker had to be replaced
     assert_serves(any_sb)
-
