@@ -23,6 +23,7 @@ _KEEP = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB",
 _DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+_INFLATE_STEP = 1 << 20
 _PATH_RE = re.compile(r"(/[^\s'\"<>|,;()\[\]{}]+)")
 
 
@@ -92,13 +93,15 @@ def sanitize_png(data: bytes, max_pixels: int) -> tuple[bytes, int, int]:
     d = zlib.decompressobj()
     got = 0
     for chunk in idat:
-        got += len(d.decompress(chunk, expected + 1 - got))
-        if got > expected:
-            raise RejectedImage("image data inflates beyond the declared size")
-        while d.unconsumed_tail and got <= expected:
-            got += len(d.decompress(d.unconsumed_tail, expected + 1 - got))
-        if got > expected:
-            raise RejectedImage("image data inflates beyond the declared size")
+        # In pieces of at most _INFLATE_STEP: the raw image (up to max_pixels x 8 bytes) is never held whole.
+        while True:
+            n = len(d.decompress(chunk, min(_INFLATE_STEP, expected + 1 - got)))
+            got += n
+            if got > expected:
+                raise RejectedImage("image data inflates beyond the declared size")
+            chunk = d.unconsumed_tail
+            if not n:
+                break
     if got != expected:
         raise RejectedImage("image data does not match the declared size")
     return b"".join(kept), w, h

@@ -65,6 +65,27 @@ def test_sanitize_rejections() -> None:
         outputs.sanitize_png(liar, 10_000)
 
 
+
+def test_sanitize_inflates_in_bounded_pieces() -> None:
+    """Verifying a small file that declares a big image must not make the host hold the whole raw image."""
+    import tracemalloc
+
+    w = h = 4000  # RGBA 16-bit: 128 MB raw, a few hundred kB compressed
+    comp = zlib.compressobj(9)
+    row = b"\0" * (1 + w * 8)
+    idat = b"".join(comp.compress(row) for _ in range(h)) + comp.flush()
+    data = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 6, 0, 0, 0))
+            + _chunk(b"IDAT", idat[: len(idat) // 2]) + _chunk(b"IDAT", idat[len(idat) // 2:])
+            + _chunk(b"IEND", b""))
+    tracemalloc.start()
+    try:
+        _, got_w, got_h = outputs.sanitize_png(data, 50_000_000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (got_w, got_h) == (w, h)
+    assert peak < len(data) + (16 << 20), peak
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_sanitize_fuzz(data) -> None:
