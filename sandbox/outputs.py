@@ -24,6 +24,7 @@ _DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 _INFLATE_STEP = 1 << 20
+_MAX_PRINTED = 1024
 _PATH_RE = re.compile(r"(/[^\s'\"<>|,;()\[\]{}]+)")
 
 
@@ -191,10 +192,15 @@ def candidates(out_dir: str, stdout: str, before: dict[str, tuple[int, int]] | N
     real_out = os.path.realpath(out_dir)
     found: dict[str, tuple[int, float, str]] = {}
     printed: dict[str, int] = {}
+    parents: dict[str, str] = {}  # a flood of printed "paths" costs at most _MAX_PRINTED realpath calls
     for m in _PATH_RE.finditer(stdout):
         p = os.path.normpath(m.group(1).rstrip(".:"))
-        parent = os.path.realpath(os.path.dirname(p))
-        if parent == real_out or parent.startswith(real_out + os.sep):
+        parent = parents.get(os.path.dirname(p))
+        if parent is None:
+            if len(parents) >= _MAX_PRINTED:
+                continue
+            parent = parents[os.path.dirname(p)] = os.path.realpath(os.path.dirname(p))
+        if (parent == real_out or parent.startswith(real_out + os.sep)) and len(printed) < _MAX_PRINTED:
             printed.setdefault(os.path.join(parent, os.path.basename(p)), len(printed))
 
     def consider(path: str) -> None:

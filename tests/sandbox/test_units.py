@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 
@@ -85,6 +86,27 @@ def test_sanitize_inflates_in_bounded_pieces() -> None:
         tracemalloc.stop()
     assert (got_w, got_h) == (w, h)
     assert peak < len(data) + (16 << 20), peak
+
+
+def test_printed_path_flood_is_bounded(tmp_path, monkeypatch) -> None:
+    """1 MiB of printed 'paths' must not cost the host one realpath (several lstat) each."""
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    Image.new("L", (2, 2)).save(out / "sub" / "late.png")
+    flood = "".join(f"/x{i}/y " for i in range(60_000)) + "".join(f"{out}/sub/n{i}.png " for i in range(20_000))
+    calls = {"realpath": 0, "lstat": 0}
+    for name in calls:
+        orig = getattr(os.path, name) if name == "realpath" else os.lstat
+
+        def counted(*a, _orig=orig, _name=name, **k):
+            calls[_name] += 1
+            return _orig(*a, **k)
+
+        monkeypatch.setattr(*((os.path, name) if name == "realpath" else (os, name)), counted)
+    found = outputs.candidates(str(out), flood[: 1 << 20] + f" {out}/sub/late.png")
+    monkeypatch.undo()
+    assert calls["realpath"] < 5000 and calls["lstat"] < 20_000, calls
+    assert found == [] or all(os.path.isfile(p) for p in found)
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
