@@ -82,7 +82,7 @@ def engine_images(processor: Any, images: Sequence[Image.Image]) -> list[Image.I
     proc = getattr(processor, "image_processor", None)
     size = getattr(proc, "size", None)
     bounds = [size.get(k) if hasattr(size, "get") else None for k in ("shortest_edge", "longest_edge")]
-    if None in bounds:
+    if None in bounds or not hasattr(proc, "merge_size"):  # pixel-area bounds: Qwen2-VL-style processors only
         return list(images)
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 

@@ -198,8 +198,8 @@ class VThinkerGRPOTrainer(GRPOTrainer):
         proc = self.processing_class.image_processor
         size = proc.size
         bounds = {key: size.get(key) if hasattr(size, "get") else None for key in ("shortest_edge", "longest_edge")}
-        if None in bounds.values():
-            raise ValueError(f"min_pixels/max_pixels: {type(proc).__name__} has no shortest/longest_edge bounds")
+        if None in bounds.values() or not hasattr(proc, "merge_size"):
+            raise ValueError(f"min_pixels/max_pixels: {type(proc).__name__} is not a Qwen2-VL-style image processor")
         if args.min_pixels is not None:
             bounds["shortest_edge"] = int(args.min_pixels)
         if args.max_pixels is not None:
