@@ -50,6 +50,10 @@ _DENY.update({"setxattr": 188, "lsetxattr": 189, "fsetxattr": 190, "removexattr"
 _SELF_ARG0 = {"tgkill": 234, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297, "sched_setaffinity": 203,
               "sched_setparam": 142, "sched_setscheduler": 144, "sched_setattr": 314, "prlimit64": 302}
 _SETPRIORITY, _IOPRIO_SET = 141, 251
+# Naming a descriptor's owner makes the kernel signal that process for the cell (SIGIO/SIGURG, or any signal
+# chosen with F_SETSIG): fcntl F_SETOWN / F_SETOWN_EX and ioctl FIOSETOWN / SIOCSPGRP are denied.
+_FCNTL, _IOCTL = 72, 16
+_F_SETOWN, _F_SETOWN_EX, _FIOSETOWN, _SIOCSPGRP = 8, 15, 0x8901, 0x8902
 _CLONE, _CLONE3, _KILL = 56, 435, 62
 CLONE_THREAD = 0x00010000
 _NS_FLAGS = 0x7E020000 | 0x80  # CLONE_NEW{NS,CGROUP,UTS,IPC,USER,PID,NET} | CLONE_NEWTIME
@@ -90,7 +94,17 @@ def build_filter(own_pid: int) -> bytes:
         ins(_JEQ, nr, "self_chk", 0)
     ins(_JEQ, _SETPRIORITY, "prio_chk", 0)
     ins(_JEQ, _IOPRIO_SET, "ioprio_chk", 0)
+    ins(_JEQ, _FCNTL, "fcntl_chk", 0)
+    ins(_JEQ, _IOCTL, "ioctl_chk", 0)
     ins(_RET, RET_ALLOW)
+    label("fcntl_chk")  # the command is an unsigned int: its low word is what the kernel reads
+    ins(_LD_ABS_W, _OFF_ARG0 + 8)
+    ins(_JEQ, _F_SETOWN, "eperm", 0)
+    ins(_JEQ, _F_SETOWN_EX, "eperm", "allow")
+    label("ioctl_chk")
+    ins(_LD_ABS_W, _OFF_ARG0 + 8)
+    ins(_JEQ, _FIOSETOWN, "eperm", 0)
+    ins(_JEQ, _SIOCSPGRP, "eperm", "allow")
     label("prio_chk")  # setpriority(PRIO_PROCESS=0, self or 0, ...)
     ins(_LD_ABS_W, _OFF_ARG0)
     ins(_JEQ, 0, "self_arg1", "eperm")

@@ -59,6 +59,27 @@ ATTACKS = {
         "        except OSError as e:\n"
         "            print('denied', e.errno)\n"
     ),
+    # SIGIO/SIGURG from a descriptor's owner: the kernel sends the signal (here SIGKILL, via F_SETSIG) on the
+    # cell's behalf to the pid or process group it named with F_SETOWN.
+    "sigio": (
+        "import fcntl, signal, time\n"
+        "me = os.getpid()\n"
+        "for target in [os.getppid(), 1] + list(range(2, 200)):\n"
+        "    for owner in (target, -target):\n"
+        "        if target == me:\n"
+        "            continue\n"
+        "        r, w = os.pipe()\n"
+        "        try:\n"
+        "            fcntl.fcntl(r, fcntl.F_SETOWN, owner)\n"
+        "            fcntl.fcntl(r, 10, signal.SIGKILL)\n"  # F_SETSIG
+        "            fcntl.fcntl(r, fcntl.F_SETFL, os.O_ASYNC | os.O_NONBLOCK)\n"
+        "            os.write(w, b'x')\n"
+        "        except OSError as e:\n"
+        "            print('denied', owner, e.errno)\n"
+        "        os.close(r); os.close(w)\n"
+        "time.sleep(0.3)\n"
+        "print('still here')\n"
+    ),
 }
 
 

@@ -67,3 +67,10 @@ def test_signal_parent_and_init(mode: str) -> None:
     out = _run(mode, "signal_parent")
     assert "SENT" not in out["stdout"], out
     assert out["canary_alive"] and out["serves"] and out["same_worker"], out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sigio_owner_signals(mode: str) -> None:
+    out = _run(mode, "sigio")
+    assert "still here" in out["stdout"], out
+    assert out["canary_alive"] and out["serves"] and out["same_worker"], out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import time
 import zlib
 
 import pytest
@@ -157,3 +158,63 @@ def test_input_names(tmp_path) -> None:
 
 def test_seccomp_template_patch() -> None:
     assert seccomp.for_pid(seccomp.template(), 31337) == seccomp.build_filter(31337)
+
+
+def test_seccomp_blocks_signals_by_descriptor_owner() -> None:
+    """F_SETOWN/FIOSETOWN make the kernel signal another process for the cell (SIGIO, or any signal with
+    F_SETSIG); without Landlock's signal scope (ABI < 6) seccomp alone must stop it. The target here is
+    a sleeper of our own, the filter runs in a forked child."""
+    import signal
+    import subprocess
+
+    sleeper = subprocess.Popen(["sleep", "30"])
+    res_r, res_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: only syscalls, then _exit
+        code = 0
+        try:
+            from sandbox import _syscalls as sc
+
+            sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+            seccomp.install(seccomp.build_filter(os.getpid()))
+            import fcntl
+            import socket
+            import termios
+
+            for how in ("fcntl", "fcntl_ex", "ioctl"):
+                if how == "ioctl":  # FIOSETOWN acts on sockets (socketpair is allowed)
+                    a, b = socket.socketpair()
+                    r, w = a.detach(), b.detach()
+                else:
+                    r, w = os.pipe()
+                try:
+                    if how == "fcntl":
+                        fcntl.fcntl(r, fcntl.F_SETOWN, sleeper.pid)
+                    elif how == "fcntl_ex":
+                        fcntl.fcntl(r, 15, struct.pack("ii", 1, sleeper.pid))  # F_SETOWN_EX, F_OWNER_PID
+                    else:
+                        fcntl.ioctl(r, 0x8901, struct.pack("i", sleeper.pid))  # FIOSETOWN
+                    code |= {"fcntl": 1, "fcntl_ex": 2, "ioctl": 4}[how]
+                    fcntl.fcntl(r, 10, signal.SIGKILL)  # F_SETSIG
+                    fcntl.fcntl(r, fcntl.F_SETFL, os.O_ASYNC | os.O_NONBLOCK)
+                    os.write(w, b"x")
+                except OSError:
+                    pass
+            flags = fcntl.fcntl(res_w, fcntl.F_GETFL)  # ordinary fcntl/ioctl still work
+            fcntl.ioctl(res_w, termios.FIONREAD, b"\0\0\0\0")
+            code |= 0 if flags >= 0 else 8
+        except BaseException:  # noqa: BLE001
+            code |= 16
+        os.write(res_w, bytes([code]))
+        os._exit(0)
+    os.close(res_w)
+    try:
+        code = os.read(res_r, 1)
+        os.waitpid(pid, 0)
+        time.sleep(0.2)
+        alive = sleeper.poll() is None
+        assert code == b"\0" and alive, (code, alive)
+    finally:
+        os.close(res_r)
+        sleeper.kill()
+        sleeper.wait()
