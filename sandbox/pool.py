@@ -36,28 +36,86 @@ class WorkerLost(RuntimeError):
     pass
 
 
-def wipe(path: str) -> None:
-    """Empty a folder the cell could write to (it may have removed permissions on what it made)."""
-    def onerror(func, p, exc):
-        try:
-            os.chmod(os.path.dirname(p), 0o700)
-            os.chmod(p, 0o700)
-            func(p)
-        except OSError:
-            pass
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
+
+def wipe(path: str) -> None:
+    """Empty a folder the cell could write to (it may have removed permissions on what it made).
+
+    Iterative, holding one descriptor at a time and never following a symlink: a cell may nest folders
+    thousands deep (shutil.rmtree recursed into RecursionError and left them for the next cell).
+    """
     try:
-        entries = list(os.scandir(path))
-    except FileNotFoundError:
+        fd = os.open(path, _DIR_FLAGS)
+    except OSError:
         return
-    for e in entries:
-        if e.is_dir(follow_symlinks=False):
-            shutil.rmtree(e.path, onerror=onerror)
-        else:
+    trail: list[tuple[int, int, list[str], str]] = []  # per level above fd: dev, ino, folders left, name
+    try:
+        pending = _unlink_files(fd)
+        while True:
+            if pending:
+                name = pending.pop()
+                child = _open_folder(fd, name)
+                if child is not None:
+                    st = os.fstat(fd)
+                    trail.append((st.st_dev, st.st_ino, pending, name))
+                    os.close(fd)
+                    fd = child
+                    pending = _unlink_files(fd)
+                continue
+            if not trail:
+                return
+            dev, ino, pending, name = trail.pop()
+            parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != (dev, ino):
+                return  # the tree moved meanwhile: stop rather than delete anywhere else
             try:
-                os.unlink(e.path)
+                os.rmdir(name, dir_fd=fd)
             except OSError:
                 pass
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+
+
+def _unlink_files(fd: int) -> list[str]:
+    """Remove everything but folders from the folder open at fd; return the folders' names."""
+    folders: list[str] = []
+    try:
+        with os.scandir(fd) as it:
+            entries = list(it)
+    except OSError:
+        return folders
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                folders.append(e.name)
+                continue
+            try:
+                os.unlink(e.name, dir_fd=fd)
+            except PermissionError:  # a folder made without write permission
+                os.chmod(fd, 0o700)
+                os.unlink(e.name, dir_fd=fd)
+        except OSError:
+            pass
+    return folders
+
+
+def _open_folder(fd: int, name: str) -> int | None:
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=fd)
+    except PermissionError:  # a folder made without read permission
+        try:
+            os.chmod(name, 0o700, dir_fd=fd)
+            return os.open(name, _DIR_FLAGS, dir_fd=fd)
+        except OSError:
+            return None
+    except OSError:
+        return None
 
 
 def process_tree(pid: int) -> list[int]:
@@ -346,5 +404,6 @@ class Pool:
             for w in self.workers:
                 w.stop()
             if self.base:
+                wipe(self.base)  # first: whatever deep trees an unclosed session left
                 shutil.rmtree(self.base, ignore_errors=True)
             self.started = False

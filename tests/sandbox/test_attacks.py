@@ -616,3 +616,24 @@ def test_forged_result_frame(any_sb: Sandbox, body: bytes) -> None:
         assert "worker lost" not in _text(r), _text(r)
     assert [w.proc.pid for w in any_sb._pool.workers] == pids  # no worker had to be replaced
     assert_serves(any_sb)
+
+
+def test_deep_folder_tree_is_wiped(any_sb: Sandbox) -> None:
+    """1500 nested folders (within the entry quota) must not survive into the next cell, nor break the wipe
+    (a recursive rmtree hit RecursionError: the caller got the exception, and so did every later cell)."""
+    code = (
+        "os.chdir(output_dir)\n"
+        "for i in range(1500):\n"
+        "    os.mkdir('d'); os.chdir('d')\n"
+        "open('f.txt', 'w').write('x')\n"
+        "print('deep')\n"
+    )
+    for _ in range(len(any_sb._pool.workers)):
+        r = any_sb.run(code)
+        assert r.ok and r.stdout == "deep\n", _text(r)
+    for w in any_sb._pool.workers:
+        assert all(not os.listdir(p) for p in w.cell_dirs.values())
+    for _ in range(len(any_sb._pool.workers)):
+        r = any_sb.run("print(os.listdir(output_dir), os.listdir(os.environ['TMPDIR']))")
+        assert r.stdout == "[] []\n", _text(r)
+    assert_serves(any_sb)

@@ -218,3 +218,28 @@ def test_seccomp_blocks_signals_by_descriptor_owner() -> None:
         os.close(res_r)
         sleeper.kill()
         sleeper.wait()
+
+
+def test_wipe_deep_tree_and_symlinks(tmp_path) -> None:
+    from sandbox.pool import wipe
+
+    outside = tmp_path / "outside"
+    (outside / "keep").mkdir(parents=True)
+    (outside / "keep" / "f").write_text("x")
+    root = tmp_path / "root"
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    for i in range(1500):  # deeper than Python's recursion limit, and a path longer than PATH_MAX
+        name = "e" * 200 if i % 100 == 0 else "ddd"
+        os.mkdir(name, dir_fd=fd)
+        if i % 300 == 0:
+            os.symlink(outside / "keep", "link", dir_fd=fd)
+            os.close(os.open("file", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+        sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = sub
+    os.close(fd)
+    (root / "sib").mkdir()
+    wipe(str(root))
+    assert os.listdir(root) == []
+    assert (outside / "keep" / "f").read_text() == "x"
