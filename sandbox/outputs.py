@@ -96,7 +96,10 @@ def sanitize_png(data: bytes, max_pixels: int) -> tuple[bytes, int, int]:
     for chunk in idat:
         # In pieces of at most _INFLATE_STEP: the raw image (up to max_pixels x 8 bytes) is never held whole.
         while True:
-            n = len(d.decompress(chunk, min(_INFLATE_STEP, expected + 1 - got)))
+            try:
+                n = len(d.decompress(chunk, min(_INFLATE_STEP, expected + 1 - got)))
+            except zlib.error as e:
+                raise RejectedImage(f"bad image data: {e}") from None
             got += n
             if got > expected:
                 raise RejectedImage("image data inflates beyond the declared size")

@@ -637,3 +637,18 @@ def test_deep_folder_tree_is_wiped(any_sb: Sandbox) -> None:
         r = any_sb.run("print(os.listdir(output_dir), os.listdir(os.environ['TMPDIR']))")
         assert r.stdout == "[] []\n", _text(r)
     assert_serves(any_sb)
+
+
+def test_png_with_valid_crcs_and_broken_deflate(any_sb: Sandbox) -> None:
+    """The checker's own decompressor error (zlib.error) escaped: run() raised, and run_batch lost every
+    other cell's result with it."""
+    def chunk(t: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + t + body + struct.pack(">I", zlib.crc32(t + body))
+
+    bad = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", b"\x78\x9c\xff\xff\xff\xff") + chunk(b"IEND", b""))
+    code = f"open(os.path.join(output_dir, 'bad.png'), 'wb').write({bad!r}); print('wrote')"
+    results = any_sb.run_batch([(code, []), ("print(6 * 7)", []), (code, []), ("print(6 * 7)", [])])
+    assert [r.stdout for r in results] == ["wrote\n", "42\n"] * 2, [_text(r) for r in results]
+    assert results[0].images == [] and "bad.png rejected" in results[0].stderr, _text(results[0])
+    assert_serves(any_sb)

@@ -65,6 +65,11 @@ def test_sanitize_rejections() -> None:
             + _chunk(b"IDAT", big) + _chunk(b"IEND", b""))
     with pytest.raises(outputs.RejectedImage, match="beyond"):
         outputs.sanitize_png(liar, 10_000)
+    # Valid CRCs around data that is not deflate.
+    broken = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 0, 0, 0, 0))
+              + _chunk(b"IDAT", b"\x78\x9c\xff\xff\xff\xff") + _chunk(b"IEND", b""))
+    with pytest.raises(outputs.RejectedImage, match="bad image data"):
+        outputs.sanitize_png(broken, 10_000)
 
 
 
