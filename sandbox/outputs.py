@@ -54,13 +54,40 @@ def _expected_raw_size(w: int, h: int, depth: int, color: int, interlace: int) -
                for x0, y0, dx, dy in passes)
 
 
+def _row_segments(w: int, h: int, depth: int, color: int, interlace: int) -> list[tuple[int, int, int]]:
+    """(start, end, row length) of each pass's scanlines in the raw data; every row starts with a filter byte."""
+    bits = depth * _CHANNELS[color]
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)] \
+        if interlace else [(0, 0, 1, 1)]
+    out, start = [], 0
+    for x0, y0, dx, dy in passes:
+        pw = (w - x0 + dx - 1) // dx if w > x0 else 0
+        ph = (h - y0 + dy - 1) // dy if h > y0 else 0
+        if pw and ph:
+            row = 1 + (pw * bits + 7) // 8
+            out.append((start, start + ph * row, row))
+            start += ph * row
+    return out
+
+
+# Lengths an ancillary chunk must have to be kept (others are dropped, not rejected): decoders choke on them.
+_ANCILLARY_LEN = {b"gAMA": (4,), b"cHRM": (32,), b"sRGB": (1,), b"pHYs": (9,), b"sBIT": (1, 2, 3, 4),
+                  b"bKGD": (1, 2, 6)}
+
+
 def sanitize_png(data: bytes, max_pixels: int) -> tuple[bytes, int, int]:
-    """Validate a PNG without decoding pixels and return (clean bytes, width, height)."""
+    """Validate a PNG without decoding pixels and return (clean bytes, width, height).
+
+    Besides CRCs and the inflated size: one IHDR, consecutive IDATs, a palette where one is needed, a valid
+    filter byte on every scanline, so that what passes also decodes.
+    """
     if not data.startswith(PNG_SIG):
         raise RejectedImage("not a PNG")
     pos, kept, idat = len(PNG_SIG), [PNG_SIG], []
     w = h = 0
     ihdr = None
+    last = b""
+    palette = 0
     while True:
         if pos + 8 > len(data):
             raise RejectedImage("truncated PNG")
@@ -71,6 +98,7 @@ def sanitize_png(data: bytes, max_pixels: int) -> tuple[bytes, int, int]:
         body = data[pos + 8:pos + 8 + length]
         if zlib.crc32(ctype + body) != struct.unpack(">I", data[end - 4:end])[0]:
             raise RejectedImage(f"bad CRC in {ctype.decode('latin-1')} chunk")
+        keep = ctype in _KEEP
         if ihdr is None:
             if ctype != b"IHDR" or length != 13:
                 raise RejectedImage("PNG does not start with IHDR")
@@ -81,32 +109,59 @@ def sanitize_png(data: bytes, max_pixels: int) -> tuple[bytes, int, int]:
             if w * h > max_pixels:
                 raise RejectedImage(f"declared size {w}x{h} exceeds {max_pixels} pixels")
             ihdr = (depth, color, interlace)
+        elif ctype == b"IHDR":
+            raise RejectedImage("second IHDR")
+        elif ctype == b"IDAT" and idat and last != b"IDAT":
+            raise RejectedImage("IDAT chunks are not consecutive")
+        elif ctype == b"PLTE":
+            if palette or idat or length % 3 or not 0 < length <= 768 or ihdr[1] in (0, 4):
+                raise RejectedImage("invalid PLTE")
+            palette = length // 3
+        elif keep and ctype not in (b"IDAT", b"IEND"):  # ancillary: dropped unless well-formed, before IDAT
+            sizes = _ANCILLARY_LEN.get(ctype)
+            if ctype == b"tRNS":
+                ok = (length == 2 if ihdr[1] == 0 else length == 6 if ihdr[1] == 2
+                      else 0 < length <= palette if ihdr[1] == 3 else False)
+            else:
+                ok = sizes is not None and length in sizes
+            keep = ok and not idat
         if ctype == b"IDAT":
+            if ihdr[1] == 3 and not palette:
+                raise RejectedImage("palette image without PLTE")
             idat.append(body)
-        if ctype in _KEEP:
+        if keep:
             kept.append(data[pos:end])
+        last = ctype
         pos = end
         if ctype == b"IEND":
             break
     if not idat or ihdr is None:
         raise RejectedImage("PNG has no image data")
     expected = _expected_raw_size(w, h, *ihdr)
+    rows = _row_segments(w, h, *ihdr)
     d = zlib.decompressobj()
     got = 0
     for chunk in idat:
         # In pieces of at most _INFLATE_STEP: the raw image (up to max_pixels x 8 bytes) is never held whole.
         while True:
             try:
-                n = len(d.decompress(chunk, min(_INFLATE_STEP, expected + 1 - got)))
+                piece = d.decompress(chunk, min(_INFLATE_STEP, expected + 1 - got))
             except zlib.error as e:
                 raise RejectedImage(f"bad image data: {e}") from None
-            got += n
-            if got > expected:
+            n = len(piece)
+            if got + n > expected:
                 raise RejectedImage("image data inflates beyond the declared size")
+            for start, stop, row in rows:  # filter bytes (0-4) that fall in this piece
+                lo, hi = max(got, start), min(got + n, stop)
+                if lo < hi:
+                    first = start + -(-(lo - start) // row) * row
+                    if first < hi and max(piece[first - got:hi - got:row]) > 4:
+                        raise RejectedImage("invalid scanline filter")
+            got += n
             chunk = d.unconsumed_tail
             if not n:
                 break
-    if got != expected:
+    if got != expected or not d.eof:
         raise RejectedImage("image data does not match the declared size")
     return b"".join(kept), w, h
 

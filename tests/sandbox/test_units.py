@@ -114,6 +114,101 @@ def test_printed_path_flood_is_bounded(tmp_path, monkeypatch) -> None:
     assert calls["realpath"] < 5000 and calls["lstat"] < 20_000, calls
     assert found == [] or all(os.path.isfile(p) for p in found)
 
+
+def _rebuild(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    return b"\x89PNG\r\n\x1a\n" + b"".join(_chunk(t, b) for t, b in chunks)
+
+
+def _split(data: bytes) -> list[tuple[bytes, bytes]]:
+    pos, out = 8, []
+    while pos < len(data):
+        n, t = struct.unpack(">I4s", data[pos:pos + 8])
+        out.append((t, data[pos + 8:pos + 8 + n]))
+        pos += 12 + n
+    return out
+
+
+def test_sanitize_rejects_what_decoders_choke_on() -> None:
+    """Valid CRCs, but not decodable (PIL raised on each when they passed): never returned as verified."""
+    gray = _split(_png(Image.new("L", (8, 4))))
+    ihdr, idat, iend = gray[0], gray[1], gray[-1]
+    raw = bytearray(zlib.decompress(idat[1]))
+    raw[9] = 7  # the second row's filter byte
+    pal = _split(_png(Image.new("P", (8, 4))))
+    cases = {
+        "second IHDR": [ihdr, idat, (b"IHDR", b"\0" * 5), iend],
+        "invalid scanline filter": [ihdr, (b"IDAT", zlib.compress(bytes(raw))), iend],
+        "without PLTE": [c for c in pal if c[0] != b"PLTE"],
+        "not consecutive": [ihdr, (b"IDAT", idat[1][:5]), (b"gAMA", b"\0\0\0\1"), (b"IDAT", idat[1][5:]), iend],
+        "declared size": [ihdr, (b"IDAT", zlib.compress(bytes(raw))[:-4]), iend],  # stream without its end
+    }
+    for why, chunks in cases.items():
+        with pytest.raises(outputs.RejectedImage):
+            outputs.sanitize_png(_rebuild(chunks), 10_000)
+            pytest.fail(why)
+    # Malformed ancillary chunks are dropped, not fatal.
+    clean, _, _ = outputs.sanitize_png(_rebuild([ihdr, (b"gAMA", b"\1"), (b"tRNS", b"\0" * 6), idat, iend]), 100)
+    assert [t for t, _ in _split(clean)] == [b"IHDR", b"IDAT", b"IEND"]
+
+
+def test_sanitize_interlaced() -> None:
+    w, h = 13, 7
+    raw = b""
+    for x0, y0, dx, dy in [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+                           (0, 1, 1, 2)]:
+        pw, ph = (w - x0 + dx - 1) // dx, (h - y0 + dy - 1) // dy
+        raw += (b"\x00" + b"\x80" * pw) * ph
+    data = _rebuild([(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 1)), (b"IDAT", zlib.compress(raw)),
+                     (b"IEND", b"")])
+    clean, _, _ = outputs.sanitize_png(data, 1000)
+    im = Image.open(io.BytesIO(clean))
+    im.load()
+    assert im.size == (w, h) and set(im.getdata()) == {0x80}
+    bad = bytearray(raw)
+    bad[-(1 + w)] = 5  # the last pass's last row
+    with pytest.raises(outputs.RejectedImage, match="filter"):
+        outputs.sanitize_png(_rebuild([(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 1)),
+                                       (b"IDAT", zlib.compress(bytes(bad))), (b"IEND", b"")]), 1000)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_sanitize_fuzz_valid_crcs(data) -> None:
+    """Mutations behind valid CRCs (chunk bodies, order, copies, inflated rows): what passes decodes."""
+    mode = data.draw(st.sampled_from(["L", "RGB", "RGBA", "P", "1", "LA"]))
+    chunks = [list(c) for c in _split(_png(Image.new("RGB", (11, 6), "red").convert(mode)))]
+    for _ in range(data.draw(st.integers(1, 3))):
+        k = data.draw(st.integers(0, len(chunks) - 1))
+        op = data.draw(st.sampled_from(["byte", "cut", "copy", "drop", "row"]))
+        body = bytearray(chunks[k][1])
+        if op == "byte" and body:
+            body[data.draw(st.integers(0, len(body) - 1))] = data.draw(st.integers(0, 255))
+        elif op == "cut":
+            del body[data.draw(st.integers(0, len(body))):]
+        elif op == "copy":
+            src = chunks[data.draw(st.integers(0, len(chunks) - 1))]
+            chunks.insert(data.draw(st.integers(1, len(chunks))), list(src))
+        elif op == "drop" and len(chunks) > 1:
+            chunks.pop(k)
+            continue
+        elif op == "row" and chunks[k][0] == b"IDAT":
+            try:
+                raw = bytearray(zlib.decompress(bytes(body)))
+            except zlib.error:
+                raw = bytearray()
+            if raw:
+                raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+                body = bytearray(zlib.compress(bytes(raw)))
+        if op in ("byte", "cut", "row"):
+            chunks[k][1] = bytes(body)
+    try:
+        clean, w, h = outputs.sanitize_png(_rebuild([(t, bytes(b)) for t, b in chunks]), 10_000)
+    except outputs.RejectedImage:
+        return
+    im = Image.open(io.BytesIO(clean))
+    im.load()
+    assert im.size == (w, h)
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_sanitize_fuzz(data) -> None:
