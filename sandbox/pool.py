@@ -205,6 +205,7 @@ class WorkerHandle:
         if not ready.get("ok"):
             self.kill()
             raise SandboxUnavailable(f"sandbox worker failed to start: {ready.get('error')}")
+        os.set_blocking(self.proc.stdin.fileno(), False)  # requests are written with a deadline
         self.report = ready.get("report", {})
         if self.pool.ns_tool != "bwrap" and int(self.report.get("cell_uid", NOBODY)) != self.cell_uid:
             self.cell_uid = int(self.report["cell_uid"])
@@ -217,10 +218,12 @@ class WorkerHandle:
             raise WorkerLost("worker is not running")
         self._ids += 1
         msg["id"] = self._ids
+        deadline = time.monotonic() + timeout
         try:
-            protocol.write_frame(self.proc.stdin.fileno(), msg)
+            # With a deadline too: a request larger than the pipe buffer would block on a stuck worker.
+            protocol.write_frame_until(self.proc.stdin.fileno(), msg, deadline)
             while True:
-                resp = protocol.read_frame(self.proc.stdout.fileno(), time.monotonic() + timeout)
+                resp = protocol.read_frame(self.proc.stdout.fileno(), deadline)
                 if resp.get("id") == msg["id"]:
                     return resp
         except (OSError, EOFError, protocol.ProtocolError) as e:

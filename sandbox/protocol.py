@@ -52,7 +52,7 @@ def write_frame_until(fd: int, msg: dict[str, Any], deadline: float) -> None:
             pass
         left = deadline - time.monotonic()
         if left <= 0 or not poller.poll(left * 1000):
-            raise FrameTimeout("peer does not read")
+            raise FrameTimeout("timed out writing: peer does not read")
 
 
 def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:

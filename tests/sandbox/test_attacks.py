@@ -652,3 +652,32 @@ def test_png_with_valid_crcs_and_broken_deflate(any_sb: Sandbox) -> None:
     assert [r.stdout for r in results] == ["wrote\n", "42\n"] * 2, [_text(r) for r in results]
     assert results[0].images == [] and "bad.png rejected" in results[0].stderr, _text(results[0])
     assert_serves(any_sb)
+
+
+def test_host_clock_when_the_worker_is_stuck_and_the_cell_is_big() -> None:
+    """A cell larger than a pipe buffer: the host's write to a frozen worker must give up too."""
+    import signal
+
+    with Sandbox(SandboxConfig(workers=1)) as sb:
+        sb.start()
+        w = sb._pool.workers[0]
+        tree = [w.proc.pid, *descendants(w.proc.pid)]
+        for pid in tree:
+            os.kill(pid, signal.SIGSTOP)
+        out: list = []
+        code = "x = 1\n" + "# padding\n" * 30000  # 300 kB
+        t = threading.Thread(target=lambda: out.append(sb.run(code, timeout=0.5)), daemon=True)
+        t0 = time.monotonic()
+        t.start()
+        t.join(30)
+        stuck = t.is_alive()
+        if stuck:  # unblock the host's write so the thread can end
+            for pid in tree:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            t.join(10)
+        assert not stuck, "the caller hung on a frozen worker"
+        assert out[0].status == CellStatus.TIMEOUT and time.monotonic() - t0 < 10, out
+        assert_serves(sb)
