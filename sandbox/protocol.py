@@ -78,7 +78,11 @@ def read_frame(fd: int, deadline: float | None = None) -> dict[str, Any]:
     (size,) = _HDR.unpack(_read_exact(fd, _HDR.size, deadline))
     if size > MAX_FRAME:
         raise ProtocolError(f"frame of {size} bytes exceeds the cap")
-    msg = json.loads(_read_exact(fd, size, deadline))
+    body = _read_exact(fd, size, deadline)
+    try:
+        msg = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise ProtocolError(f"bad frame: {type(e).__name__}") from None
     if not isinstance(msg, dict):
         raise ProtocolError("frame is not a JSON object")
     return msg

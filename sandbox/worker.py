@@ -98,6 +98,18 @@ def _uid_mapped(uid: int) -> bool:
     return False
 
 
+def _flat_error(err: dict[str, Any]) -> dict[str, Any]:
+    """The child's error report with only flat, typed fields (anything nested is the cell's to forge)."""
+    def text(v: Any, default: str = "") -> str:
+        return v[:4000] if isinstance(v, str) else default
+
+    tb = err.get("traceback")
+    errno_ = err.get("errno")
+    return {"type": text(err.get("type"), "Error")[:200], "message": text(err.get("message")),
+            "traceback": [text(x) for x in tb[:100]] if isinstance(tb, list) else [],
+            "errno": errno_ if type(errno_) is int else None}
+
+
 def _vm_bytes() -> int:
     try:
         with open("/proc/self/statm") as f:
@@ -395,6 +407,8 @@ class Worker:
                             if not isinstance(result, dict) or not isinstance(result.get("error"),
                                                                               (dict, type(None))):
                                 result = {"error": {"type": "SandboxError", "message": "bad result frame"}}
+                            elif result["error"] is not None:
+                                result = {"error": _flat_error(result["error"])}
                             del child.res_buf[:4 + size]
                 else:
                     buf = bufs[fd]

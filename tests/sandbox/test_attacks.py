@@ -605,13 +605,19 @@ def test_session_is_frozen_between_cells(any_sb: Sandbox) -> None:
     b'{"error": ["a", 1]}',
     b'{"error": {"type": ["x"], "errno": {"a": 1}, "message": 5}}',
     b'[1, 2, 3]',
+    # Nested just within what the worker parses: the caller, deeper in its own stack, hit RecursionError.
+    b'{"error": {"type": "x", "message": ' + b"[" * 980 + b"]" * 980 + b', "traceback": [[[1]]]}}',
 ])
 def test_forged_result_frame(any_sb: Sandbox, body: bytes) -> None:
     """The result pipe is the cell's: garbage on it is the cell's error, never the worker's crash."""
     pids = [w.proc.pid for w in any_sb._pool.workers]
     code = f"b = {body!r}\nos.write(4, len(b).to_bytes(4, 'big') + b)\nimport time; time.sleep(1)\n"
+
+    def deep(n: int):  # a caller some 150 frames down its own stack
+        return any_sb.run(code) if n == 0 else deep(n - 1)
+
     for _ in range(len(pids)):  # reach every worker
-        r = any_sb.run(code)
+        r = deep(150)
         assert r.status in (CellStatus.ERROR, CellStatus.OK), _text(r)
         assert "worker lost" not in _text(r), _text(r)
     assert [w.proc.pid for w in any_sb._pool.workers] == pids  # no worker had to be replaced
