@@ -1,10 +1,11 @@
 """A hand-assembled seccomp-BPF filter for cell processes (no libseccomp needed).
 
 Denied: exec, new processes (clone without CLONE_THREAD; clone3 gets ENOSYS so libc falls back to clone
-for threads), sockets (socketpair stays), SysV IPC, POSIX message queues, memfd, ptrace and cross-process
-memory access, namespace and mount syscalls, xattr changes, signals / priorities / rlimits of any process
-but the cell itself, and a list of admin syscalls. chmod/chown/utime families return success without
-acting. The cell's own pid is a constant in the program, so the filter is assembled after fork (about 50 us).
+for threads), sockets (stream socketpairs stay; no bind/connect/listen), SysV IPC, POSIX message queues,
+memfd, ptrace and cross-process memory access, namespace and mount syscalls, xattr changes, signals /
+priorities / rlimits of any process but the cell itself, and a list of admin syscalls. chmod/chown/utime
+families return success without acting. The cell's own pid is a constant in the program, so the filter is
+assembled after fork (about 50 us).
 """
 
 from __future__ import annotations
@@ -53,12 +54,16 @@ _SETPRIORITY, _IOPRIO_SET = 141, 251
 # Naming a descriptor's owner makes the kernel signal that process for the cell (SIGIO/SIGURG, or any signal
 # chosen with F_SETSIG): fcntl F_SETOWN / F_SETOWN_EX and ioctl FIOSETOWN / SIOCSPGRP are denied.
 _FCNTL, _IOCTL = 72, 16
+# socketpair stays for stream pairs only: a datagram/seqpacket pair can sendto() any unix socket by path
+# (Landlock does not cover that), and bind/connect/listen would name or re-aim a pair.
+_SOCKETPAIR, _SOCK_TYPE_MASK, _SOCK_STREAM = 53, 0xF, 1
+_DENY.update({"connect": 42, "bind": 49, "listen": 50})
 _F_SETOWN, _F_SETOWN_EX, _FIOSETOWN, _SIOCSPGRP = 8, 15, 0x8901, 0x8902
 _CLONE, _CLONE3, _KILL = 56, 435, 62
 CLONE_THREAD = 0x00010000
 _NS_FLAGS = 0x7E020000 | 0x80  # CLONE_NEW{NS,CGROUP,UTS,IPC,USER,PID,NET} | CLONE_NEWTIME
 
-_LD_ABS_W, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06
+_LD_ABS_W, _JEQ, _JGE, _JSET, _RET, _ALU_AND = 0x20, 0x15, 0x35, 0x45, 0x06, 0x54
 RET_ALLOW = 0x7FFF0000
 RET_KILL_PROCESS = 0x80000000
 RET_ERRNO = 0x00050000
@@ -96,7 +101,12 @@ def build_filter(own_pid: int) -> bytes:
     ins(_JEQ, _IOPRIO_SET, "ioprio_chk", 0)
     ins(_JEQ, _FCNTL, "fcntl_chk", 0)
     ins(_JEQ, _IOCTL, "ioctl_chk", 0)
+    ins(_JEQ, _SOCKETPAIR, "socketpair_chk", 0)
     ins(_RET, RET_ALLOW)
+    label("socketpair_chk")  # the type's low bits (SOCK_NONBLOCK / SOCK_CLOEXEC sit above them)
+    ins(_LD_ABS_W, _OFF_ARG0 + 8)
+    ins(_ALU_AND, _SOCK_TYPE_MASK)
+    ins(_JEQ, _SOCK_STREAM, "allow", "eperm")
     label("fcntl_chk")  # the command is an unsigned int: its low word is what the kernel reads
     ins(_LD_ABS_W, _OFF_ARG0 + 8)
     ins(_JEQ, _F_SETOWN, "eperm", 0)

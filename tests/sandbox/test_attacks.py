@@ -687,3 +687,44 @@ def test_host_clock_when_the_worker_is_stuck_and_the_cell_is_big() -> None:
         assert not stuck, "the caller hung on a frozen worker"
         assert out[0].status == CellStatus.TIMEOUT and time.monotonic() - t0 < 10, out
         assert_serves(sb)
+
+
+def test_unix_datagrams_and_names_on_the_host(any_sb: Sandbox, tmp_path) -> None:
+    """socketpair() stays, but a datagram pair could sendto() any host unix socket by path (process mode:
+    syslog's /dev/log, journald, ...; Landlock does not cover it) and bind() could squat an abstract name."""
+    os.chmod(tmp_path, 0o755)
+    path = str(tmp_path / "host.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(path)
+    os.chmod(path, 0o777)
+    srv.settimeout(0.5)
+    name = f"\0vt-test-{os.getpid()}"
+    code = (
+        "import socket\n"
+        "for kind in (socket.SOCK_DGRAM, socket.SOCK_SEQPACKET, socket.SOCK_STREAM):\n"
+        "    try:\n"
+        "        a, b = socket.socketpair(socket.AF_UNIX, kind)\n"
+        "    except OSError as e:\n"
+        "        print('denied socketpair', kind, e.errno); continue\n"
+        "    try:\n"
+        f"        a.sendto(b'INJECTED', {path!r}); print('SENT', kind)\n"
+        "    except OSError as e:\n"
+        "        print('denied sendto', kind, e.errno)\n"
+        "    try:\n"
+        f"        a.bind({name + '-squat'!r}); print('BOUND', kind)\n"
+        "    except OSError as e:\n"
+        "        print('denied bind', kind, e.errno)\n"
+        "a, b = socket.socketpair(); a.sendall(b'ok'); print('pair', b.recv(2))\n"
+    )
+    try:
+        r = any_sb.run(code)
+        try:
+            got = srv.recv(100)
+        except TimeoutError:
+            got = None
+    finally:
+        srv.close()
+    assert got is None, got
+    assert r.ok and "SENT" not in r.stdout and "BOUND" not in r.stdout, _text(r)
+    assert "pair b'ok'" in r.stdout, _text(r)  # the stream pair (asyncio's self-pipe) still works
+    assert_serves(any_sb)
