@@ -2,10 +2,10 @@
 
 Denied: exec, new processes (clone without CLONE_THREAD; clone3 gets ENOSYS so libc falls back to clone
 for threads), sockets (stream socketpairs stay; no bind/connect/listen), SysV IPC, POSIX message queues,
-memfd, ptrace and cross-process memory access, namespace and mount syscalls, xattr changes, signals /
-priorities / rlimits of any process but the cell itself, and a list of admin syscalls. chmod/chown/utime
-families return success without acting. The cell's own pid is a constant in the program, so the filter is
-assembled after fork (about 50 us).
+memfd, inotify/fanotify watches, ptrace and cross-process memory access, namespace and mount syscalls,
+xattr changes, signals / priorities / rlimits of any process but the cell itself, and a list of admin
+syscalls. chmod/chown/utime families return success without acting. The cell's own pid is a constant in
+the program, so the filter is assembled after fork (about 50 us).
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ _FCNTL, _IOCTL = 72, 16
 # (Landlock does not cover that), and bind/connect/listen would name or re-aim a pair.
 _SOCKETPAIR, _SOCK_TYPE_MASK, _SOCK_STREAM = 53, 0xF, 1
 _DENY.update({"connect": 42, "bind": 49, "listen": 50})
+# Watches are not Landlock-checked: one on a host folder reports the names of files made there.
+_DENY.update({"inotify_add_watch": 254, "fanotify_init": 300, "fanotify_mark": 301})
 _F_SETOWN, _F_SETOWN_EX, _FIOSETOWN, _SIOCSPGRP = 8, 15, 0x8901, 0x8902
 _CLONE, _CLONE3, _KILL = 56, 435, 62
 CLONE_THREAD = 0x00010000

@@ -728,3 +728,33 @@ def test_unix_datagrams_and_names_on_the_host(any_sb: Sandbox, tmp_path) -> None
     assert r.ok and "SENT" not in r.stdout and "BOUND" not in r.stdout, _text(r)
     assert "pair b'ok'" in r.stdout, _text(r)  # the stream pair (asyncio's self-pipe) still works
     assert_serves(any_sb)
+
+
+def test_watching_host_folders(any_sb: Sandbox, tmp_path) -> None:
+    """inotify/fanotify are outside Landlock: a watch on a host folder (process mode: e.g. another worker's
+    cell folders) reported the names of files made there."""
+    os.chmod(tmp_path, 0o755)
+    code = (
+        "import ctypes, time\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "fd = libc.inotify_init1(0o4000)\n"  # IN_NONBLOCK
+        f"wd = libc.inotify_add_watch(fd, {str(tmp_path).encode()!r}, 0xfff)\n"
+        "print('watch', wd, ctypes.get_errno(), flush=True)\n"
+        "print('fanotify', libc.fanotify_init(0, 0), ctypes.get_errno())\n"
+        "time.sleep(1.5)\n"
+        "buf = ctypes.create_string_buffer(4096)\n"
+        "n = libc.read(fd, buf, 4096)\n"
+        "print('EVENTS', buf.raw[:max(n, 0)])\n"
+    )
+
+    def create() -> None:
+        time.sleep(0.7)
+        (tmp_path / "name-seen-by-the-cell.txt").write_text("x")
+
+    t = threading.Thread(target=create)
+    t.start()
+    r = any_sb.run(code)
+    t.join()
+    assert r.ok, _text(r)
+    assert "name-seen" not in r.stdout and "watch -1" in r.stdout and "fanotify -1" in r.stdout, _text(r)
+    assert_serves(any_sb)
