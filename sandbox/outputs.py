@@ -25,7 +25,7 @@ _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 _INFLATE_STEP = 1 << 20
 _MAX_PRINTED = 1024
-_PATH_RE = re.compile(r"(/[^\s'\"<>|,;()\[\]{}]+)")
+_PATH_RE = re.compile(r"(/[^\s\x00'\"<>|,;()\[\]{}]+)")  # no NUL: the host's lstat raises ValueError on it
 
 
 class RejectedImage(Exception):

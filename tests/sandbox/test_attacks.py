@@ -758,3 +758,13 @@ def test_watching_host_folders(any_sb: Sandbox, tmp_path) -> None:
     assert r.ok, _text(r)
     assert "name-seen" not in r.stdout and "watch -1" in r.stdout and "fanotify -1" in r.stdout, _text(r)
     assert_serves(any_sb)
+
+
+def test_printed_path_with_nul(any_sb: Sandbox) -> None:
+    """A printed 'path' with a NUL byte made the host's lstat raise ValueError: run() raised, run_batch lost
+    every other cell's result with it."""
+    code = "Image.new('L', (3, 3)).save(processed_path); print(os.path.join(output_dir, 'a\\0b.png'))"
+    results = any_sb.run_batch([(code, []), ("print(6 * 7)", []), (code, []), ("print(6 * 7)", [])])
+    assert [r.status for r in results] == [CellStatus.OK] * 4, [_text(r) for r in results]
+    assert [len(r.images) for r in results] == [1, 0, 1, 0]
+    assert_serves(any_sb)
