@@ -22,6 +22,7 @@ from . import landlock, protocol, rewrite, seccomp
 CELL_FILE = "<cell>"
 CMD_FD, RES_FD = 3, 4
 MAX_TB_FRAMES = 40
+MAX_LINE = 4000  # per traceback line: the whole report must stay far below the worker's result cap
 
 
 def harden(*, worker_pid: int, ruleset_fd: int | None, fds: dict[str, int], limits: dict[str, int],
@@ -58,16 +59,16 @@ def _format_error(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, SyntaxError) and exc.filename == CELL_FILE:
         lines.append(f'  File "{CELL_FILE}", line {exc.lineno}')
         if exc.text:
-            lines.append("    " + exc.text.rstrip("\n").strip())
+            lines.append("    " + exc.text.rstrip("\n").strip()[:MAX_LINE])
         message = exc.msg
     else:
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == CELL_FILE]
         if len(frames) > MAX_TB_FRAMES:
             frames = frames[: MAX_TB_FRAMES // 2] + frames[-MAX_TB_FRAMES // 2:]
         for f in frames:
-            lines.append(f'  File "{CELL_FILE}", line {f.lineno}, in {f.name}')
+            lines.append(f'  File "{CELL_FILE}", line {f.lineno}, in {f.name[:MAX_LINE]}')
             if f.line:
-                lines.append("    " + f.line.strip())
+                lines.append("    " + f.line.strip()[:MAX_LINE])
         message = str(exc)
     return {"type": type(exc).__name__, "message": message[:4000], "traceback": lines,
             "errno": getattr(exc, "errno", None) if isinstance(exc, OSError) else None}

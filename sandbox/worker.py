@@ -397,6 +397,8 @@ class Worker:
                     child.res_buf += data
                     if len(child.res_buf) > RESULT_CAP:
                         child.res_buf.clear()
+                        if result is None:  # the cell's own report never gets this big
+                            result = {"error": {"type": "SandboxError", "message": "result frame too large"}}
                     if result is None and len(child.res_buf) >= 4:
                         size = int.from_bytes(child.res_buf[:4], "big")
                         if len(child.res_buf) >= 4 + size:

@@ -296,3 +296,17 @@ def test_opencv_out_of_memory_is_a_limit(sb: Sandbox) -> None:
     assert r.status == CellStatus.LIMIT_EXCEEDED, (r.status, r.error)
     r = sb.run("raise cv2.error('bad argument')")
     assert r.status == CellStatus.ERROR
+
+
+def test_errors_on_very_long_lines(sb: Sandbox) -> None:
+    """The source line in a traceback (or a SyntaxError's text) was unbounded: past 1 MiB the result frame was
+    dropped and the failing cell came back as ok."""
+    big = "a" * 1_500_000
+    r = sb.run(f"x = '{big}'; 1/0")
+    assert r.status == CellStatus.ERROR and r.error.type == "ZeroDivisionError", (r.status, r.error)
+    r = sb.run(f"x = '{big}' +")
+    assert r.status == CellStatus.ERROR and r.error.type == "SyntaxError", (r.status, r.error)
+    assert all(len(line) <= 4100 for line in r.error.traceback)
+    r = sb.run("b = b'{\"error\": null, \"pad\": \"' + b'x' * (2 << 20) + b'\"}'\n"
+               "os.write(4, len(b).to_bytes(4, 'big') + b)\nimport time; time.sleep(1)\n")
+    assert r.status == CellStatus.ERROR, (r.status, r.error)  # a result frame past the cap is no 'ok'
