@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import math
 import os
 import shutil
 import sys
@@ -32,6 +33,18 @@ def _error_from(d: Any) -> CellError | None:
     tb = [str(x)[:_MAX_TEXT] for x in tb[:100]] if isinstance(tb, list) else []
     return CellError(type=str(d.get("type", "Error"))[:200], message=str(d.get("message", ""))[:_MAX_TEXT],
                      traceback=tb)
+
+
+def check_timeout(timeout: float | None) -> None:
+    """A per-cell limit must be a finite, positive number of seconds (``None``: the config's)."""
+    if timeout is None:
+        return
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        raise ValueError(f"timeout must be a number of seconds, got {timeout!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
 
 
 class Sandbox:
@@ -77,6 +90,7 @@ class Sandbox:
     # ---- running ------------------------------------------------------------------------------------
     def run(self, code: str, images: Sequence[InputImage] = (), *, session: Session | None = None,
             timeout: float | None = None) -> CellResult:
+        check_timeout(timeout)
         if session is not None:
             return session.run(code, images, timeout=timeout)
         w = self._pool.acquire()
@@ -209,6 +223,7 @@ class Session:
 
     def run(self, code: str, images: Sequence[InputImage] = (), *,
             timeout: float | None = None) -> CellResult:
+        check_timeout(timeout)
         with self._lock:
             if self.closed:
                 raise RuntimeError("session is closed")

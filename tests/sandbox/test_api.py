@@ -310,3 +310,12 @@ def test_errors_on_very_long_lines(sb: Sandbox) -> None:
     r = sb.run("b = b'{\"error\": null, \"pad\": \"' + b'x' * (2 << 20) + b'\"}'\n"
                "os.write(4, len(b).to_bytes(4, 'big') + b)\nimport time; time.sleep(1)\n")
     assert r.status == CellStatus.ERROR, (r.status, r.error)  # a result frame past the cap is no 'ok'
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0, -1.0, "soon"])
+def test_bad_timeout_is_a_clear_error(sb: Sandbox, bad) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        sb.run("print(1)", timeout=bad)
+    with sb.session() as s, pytest.raises(ValueError, match="timeout"):
+        s.run("print(1)", timeout=bad)
+    assert_serves(sb)
