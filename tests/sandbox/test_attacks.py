@@ -445,16 +445,22 @@ def test_disk_filling(any_sb: Sandbox) -> None:
     assert_serves(any_sb)
 
 
-def test_host_clock_when_the_worker_is_stuck() -> None:
-    """Even a frozen worker cannot hold the caller: the host's own clock kills and replaces it."""
+def _freeze_worker(sb: Sandbox) -> list[int]:
+    """SIGSTOP the only worker's whole process tree (a worker that never answers); returns its pids."""
     import signal
 
+    sb.start()
+    w = sb._pool.workers[0]
+    tree = [w.proc.pid, *descendants(w.proc.pid)]
+    for pid in tree:
+        os.kill(pid, signal.SIGSTOP)
+    return tree
+
+
+def test_host_clock_when_the_worker_is_stuck() -> None:
+    """Even a frozen worker cannot hold the caller: the host's own clock kills and replaces it."""
     with Sandbox(SandboxConfig(workers=1)) as sb:
-        sb.start()
-        w = sb._pool.workers[0]
-        tree = [w.proc.pid, *descendants(w.proc.pid)]
-        for pid in tree:
-            os.kill(pid, signal.SIGSTOP)
+        tree = _freeze_worker(sb)
         t0 = time.monotonic()
         r = sb.run("print(1)", timeout=0.5)
         assert r.status == CellStatus.TIMEOUT and "replaced" in r.error.message, r
@@ -665,11 +671,7 @@ def test_host_clock_when_the_worker_is_stuck_and_the_cell_is_big() -> None:
     import signal
 
     with Sandbox(SandboxConfig(workers=1)) as sb:
-        sb.start()
-        w = sb._pool.workers[0]
-        tree = [w.proc.pid, *descendants(w.proc.pid)]
-        for pid in tree:
-            os.kill(pid, signal.SIGSTOP)
+        tree = _freeze_worker(sb)
         out: list = []
         code = "x = 1\n" + "# padding\n" * 30000  # 300 kB
         t = threading.Thread(target=lambda: out.append(sb.run(code, timeout=0.5)), daemon=True)
