@@ -163,7 +163,7 @@ def test_sanitize_interlaced() -> None:
     clean, _, _ = outputs.sanitize_png(data, 1000)
     im = Image.open(io.BytesIO(clean))
     im.load()
-    assert im.size == (w, h) and set(im.getdata()) == {0x80}
+    assert im.size == (w, h) and im.getextrema() == (0x80, 0x80)
     bad = bytearray(raw)
     bad[-(1 + w)] = 5  # the last pass's last row
     with pytest.raises(outputs.RejectedImage, match="filter"):

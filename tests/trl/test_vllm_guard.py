@@ -152,7 +152,8 @@ def test_colocate_images_follow_the_trainers_pixel_bounds(tiny_model_dir):
     from transformers import AutoProcessor
 
     engine_processor = AutoProcessor.from_pretrained(tiny_model_dir)
-    processor = AutoProcessor.from_pretrained(tiny_model_dir, max_pixels=56 * 56, min_pixels=28 * 28)
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    processor.image_processor.size = {"shortest_edge": 28 * 28, "longest_edge": 56 * 56}
     image = make_image(1)  # 112 x 112: 16 tokens at the checkpoint's bounds, 4 at the trainer's
     user = DEFAULT_PROMPTS.user_prompt("How many sides?", 1)
     seg = SegmentEncoder(processor).prompt(DEFAULT_PROMPTS.system, user, [image])

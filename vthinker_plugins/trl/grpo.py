@@ -83,13 +83,13 @@ def build_trainer(script_args: Any, args: Any, model_args: Any) -> Any:
     if model_args.attn_implementation is not None:
         init_kwargs.setdefault("attn_implementation", model_args.attn_implementation)
     args.model_init_kwargs = init_kwargs or None
-    pixel_kwargs = {k: getattr(args, k) for k in ("max_pixels", "min_pixels") if getattr(args, k) is not None}
+    # max_pixels/min_pixels are applied by the trainer to whichever processor it gets (passing them to
+    # from_pretrained is deprecated in transformers and goes away in 5.23).
     processor = AutoProcessor.from_pretrained(
         model_args.model_name_or_path,
         revision=model_args.model_revision,
         trust_remote_code=args.trust_remote_code,
         padding_side="left",
-        **pixel_kwargs,
     )
     return VThinkerGRPOTrainer(
         model=model_args.model_name_or_path,
