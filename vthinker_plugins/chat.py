@@ -94,6 +94,13 @@ def expand_observation_images(processor: Any, assistant_text: str) -> str:
     return _OBSERVATION_RE.sub(lambda m: m.group(0).replace(IMAGE_PLACEHOLDER, markup), assistant_text)
 
 
+def count_prompt_images(user: str, assistant_prefix: str = "") -> int:
+    """Images a prompt claims, as :func:`build_prompt` expands them: every ``<image>`` of the user
+    turn and those inside ``<sandbox_output>`` blocks of the assistant prefix."""
+    in_observations = sum(m.group(0).count(IMAGE_PLACEHOLDER) for m in _OBSERVATION_RE.finditer(assistant_prefix))
+    return user.count(IMAGE_PLACEHOLDER) + in_observations
+
+
 def expand_placeholders(processor: Any, text: str) -> str:
     """Replace ``<image>`` placeholders in any text (e.g. an observation) by the model's markup."""
     return text.replace(IMAGE_PLACEHOLDER, image_markup(processor))

@@ -41,7 +41,7 @@ from typing import Any
 
 from PIL import Image
 
-from vthinker_plugins.chat import build_prompt, image_markup
+from vthinker_plugins.chat import build_prompt, count_prompt_images
 from vthinker_plugins.loop import Backend, GenerationOutput, GenerationRequest
 
 from .hf_generate import TransformersGenerator, never_sampled_ids
@@ -137,7 +137,6 @@ class HFBackend(Backend):
                 if max_pixels is not None:
                     size["longest_edge"] = int(max_pixels)
                 image_processor.size = size
-        self._markup = image_markup(self.processor)
 
         if suppress_tokens is True:
             self.suppress_ids = never_sampled_ids(self.tokenizer)
@@ -209,7 +208,8 @@ class HFBackend(Backend):
         return build_prompt(self.processor, request.system, request.user, request.assistant_prefix)
 
     def _job(self, request: GenerationRequest) -> GenerationJob:
-        n_marks, n_images = self.prompt_text(request).count(self._markup), len(request.images)
+        # Counted on the request's own text: rendering the chat template every round just to count is waste.
+        n_marks, n_images = count_prompt_images(request.user, request.assistant_prefix), len(request.images)
         if n_marks != n_images:
             raise ValueError(
                 f"request {request.key}: the prompt has {n_marks} image placeholder(s) but {n_images} image(s)"

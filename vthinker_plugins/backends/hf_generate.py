@@ -55,6 +55,9 @@ class StopOnStrings:
         if start >= input_ids.shape[1]:
             return done
         for row in range(input_ids.shape[0]):
+            if row in self.stopped_at:  # finished: its pad-filled tail needs no decoding every step
+                done[row] = True
+                continue
             tail = input_ids[row, start:].tolist()
             with TOKENIZER_LOCK:
                 text = self.tokenizer.decode(tail, skip_special_tokens=False)
