@@ -50,7 +50,6 @@ from vthinker_plugins.loop import LoopConfig, Trajectory
 
 RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, IMAGES_DIR = "results.jsonl", "summary.json", "report.html", "images"
 BUILTIN = "builtin"
-_SECRET_OPTIONS = ("api_key", "api-key")
 _SCORING_FAILED = "scoring failed:"
 
 
@@ -456,7 +455,7 @@ def prepare(args: argparse.Namespace) -> tuple[str, str | None, str, Path, bool]
 def main(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from vthinker_plugins.backends import make_backend, parse_options
+    from vthinker_plugins.backends import is_transport_option, make_backend, parse_options
     from vthinker_plugins.data.benchmarks import load_benchmark
     from vthinker_plugins.loop import InteractionLoop
     from vthinker_plugins.protocol import DEFAULT_PROMPTS, PromptSet
@@ -484,8 +483,9 @@ def main(args: argparse.Namespace) -> int:
             s.max_rounds = args.max_rounds
     identity = {
         "benchmark": benchmark, "data": data, "split": args.split, "model": model,
-        # Credentials identify no run and must not land in the output folder.
-        "model_options": sorted(o for o in args.model_option if o.partition("=")[0].strip() not in _SECRET_OPTIONS),
+        # Where the model is reached (device, endpoint, credentials) is not what generated the rows;
+        # credentials must never land in the output folder.
+        "model_options": sorted(o for o in args.model_option if not is_transport_option(o.partition("=")[0])),
         "max_rounds": args.max_rounds,
         "system_prompt_file": args.system_prompt_file, "user_prompt_file": args.user_prompt_file,
         "temperature": args.temperature, "top_p": args.top_p, "max_new_tokens": args.max_new_tokens,

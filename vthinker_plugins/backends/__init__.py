@@ -49,6 +49,16 @@ def make_backend(spec: str, **options: Any) -> Backend:
     return HFBackend(spec, **options)
 
 
+#: Backend options that change where or how fast the model is reached, not what it generates: they are
+#: left out of a run's identity (a resumed run may move to another device or endpoint), and ``api_key``
+#: is never written to an output folder.
+TRANSPORT_OPTIONS = frozenset({"device", "base_url", "api_key", "timeout", "max_retries", "max_batch_size"})
+
+
+def is_transport_option(key: str) -> bool:
+    return key.strip().replace("-", "_") in TRANSPORT_OPTIONS
+
+
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
     """``["device=cuda", "max_pixels=4194304", "script=run.jsonl"]`` -> typed dict (ints, floats, bools)."""
     options: dict[str, Any] = {}

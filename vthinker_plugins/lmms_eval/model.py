@@ -63,8 +63,6 @@ from vthinker_plugins.trajectory_files import load_record, save_trajectory
 
 DEFAULT_MAX_ROUNDS = 5
 DEFAULT_MAX_NEW_TOKENS = 16384
-#: Backend options that do not change what the model generates (left out of a record's run identity).
-_TRANSPORT_OPTIONS = {"device", "base_url", "api_key", "timeout", "max_retries", "max_batch_size"}
 
 
 def _default_image_dir() -> Path:
@@ -110,7 +108,7 @@ class VThinker(lmms):
         **backend_options: Any,
     ) -> None:
         super().__init__()
-        from vthinker_plugins.backends import make_backend
+        from vthinker_plugins.backends import is_transport_option, make_backend
 
         # Several processes (accelerate launch): each takes its share of docs, on its own GPU.
         local_rank = 0
@@ -144,7 +142,7 @@ class VThinker(lmms):
             self.backend.max_batch_size = batch
         # Backend options a resumed record must have been generated with (where and how the backend is
         # reached may change between runs; credentials are never written to the records).
-        self._backend_options = {k: str(v) for k, v in sorted(backend_options.items()) if k not in _TRANSPORT_OPTIONS}
+        self._backend_options = {k: str(v) for k, v in sorted(backend_options.items()) if not is_transport_option(k)}
         self.batch_size_per_gpu = self.backend.max_batch_size
 
         self.max_rounds = None if max_rounds is None else int(max_rounds)
