@@ -208,9 +208,6 @@ def test_perception(perception_parquet, tmp_path) -> None:
 
 
 def test_verification_in_the_sandbox(interaction_parquet, tmp_path) -> None:
-    pytest.importorskip("sandbox", reason="the sandbox package has not landed")
-    from sandbox import get_sandbox  # noqa: F401 - the API verification uses
-
     path, bad = interaction_parquet
     assert run_convert("interaction", "--source", str(path), "--out", str(tmp_path), "--verify",
                        "--verify-timeout", "60") == 0

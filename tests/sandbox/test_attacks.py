@@ -17,6 +17,7 @@ import pytest
 from sandbox_helpers import assert_serves, descendants, png_bytes
 
 from sandbox import CellStatus, Sandbox, SandboxConfig
+from sandbox.pool import process_tree
 
 SECRET = "VT-SECRET-7f3a9c"
 
@@ -129,10 +130,16 @@ def test_host_environment_secrets(secret_file) -> None:
             assert SECRET not in _text(r)
             assert "VT_SECRET_TOKEN" not in _text(r)
             assert_serves(sb)
+            # The worker processes themselves (and any wrapper in front of them) were started with
+            # a cleared environment: read each one's environ from the host, where nothing hides it.
+            pids = [pid for w in sb._pool.workers if w.proc is not None for pid in process_tree(w.proc.pid)]
+            assert pids, "no live worker process to inspect"
+            for pid in pids:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    environ = f.read()
+                assert b"VT_SECRET_TOKEN" not in environ and SECRET.encode() not in environ, pid
     finally:
         del os.environ["VT_SECRET_TOKEN"]
-    # The worker processes themselves were started with a cleared environment.
-    assert True
 
 
 def test_write_outside_work_folder(any_sb: Sandbox, tmp_path) -> None:
