@@ -1,6 +1,7 @@
 """``VThinkerGRPOTrainer``: TRL 1.16's GRPO with V-Thinker's sandbox as a multi-turn image tool.
 
-What it changes in ``GRPOTrainer`` (pinned at 1.16.0: these are private extension points):
+What it changes in ``GRPOTrainer`` (pinned at 1.16.0: these are private extension points, see
+:mod:`vthinker_plugins.trl.compat`, which also makes resuming from a checkpoint restore every weight):
 
 - ``_generate(prompts)`` runs every rollout of the step through the project's one
   :class:`~vthinker_plugins.loop.InteractionLoop` (generate until ``</code>`` or the end of the
@@ -28,12 +29,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
-from trl import GRPOTrainer
 from trl.models import unwrap_model_for_generation
 
 from vthinker_plugins.loop import LoopConfig, Trajectory
 from vthinker_plugins.protocol import IMAGE_PLACEHOLDER, render_observation
 from vthinker_plugins.sample import Sample
+from vthinker_plugins.trl.compat import GRPOTrainerBase
 from vthinker_plugins.trl.config import VThinkerGRPOConfig
 from vthinker_plugins.trl.rewards import RewardSuite
 from vthinker_plugins.trl.rollout import (
@@ -97,7 +98,7 @@ def scripted_generation(processor: Any, script: Any) -> Callable[..., list[Any]]
     return factory
 
 
-class VThinkerGRPOTrainer(GRPOTrainer):
+class VThinkerGRPOTrainer(GRPOTrainerBase):
     """GRPO whose rollouts write code, run it in the sandbox and see the images it draws.
 
     Args beyond ``GRPOTrainer``'s:
