@@ -1,6 +1,6 @@
 """The seam with LlamaFactory's and transformers' private API.
 
-Written against LlamaFactory 0.9.5 on transformers 5.6.0; ``tests/llamafactory/test_compat.py``
+Written against LlamaFactory 0.9.5 on transformers 5.6.0; ``tests/llamafactory/test_lf_compat.py``
 fails with a clear message on any other version.
 
 :func:`patch_sft_trainer` makes LlamaFactory's SFT trainer (``llamafactory.train.sft.trainer.

@@ -1,6 +1,6 @@
 """The seam with TRL's and transformers' private API for V-Thinker GRPO.
 
-Written against TRL 1.16.0 on transformers 5.18.0; ``tests/trl/test_compat.py`` fails with a clear
+Written against TRL 1.16.0 on transformers 5.18.0; ``tests/trl/test_trl_compat.py`` fails with a clear
 message on any other version. :class:`GRPOTrainerBase` is TRL's ``GRPOTrainer`` with
 :class:`~vthinker_plugins.transformers_compat.CheckpointWeightsMixin`: resuming from a checkpoint
 (and ``load_best_model_at_end``) restores every weight, where transformers 5 alone reloads
