@@ -89,3 +89,32 @@ def test_a_checkpoint_that_does_not_fit_the_model_is_an_error(tiny_model_dir, tm
     assert "visual.no_such.weight" in message and "starting weights" in message
     with pytest.raises(CheckpointWeightsError, match=r"no model\.safetensors"):
         load_checkpoint_weights(model, tmp_path / "empty")
+
+
+def test_load_best_model_at_end_restores_the_best_checkpoint(tiny_model_dir, tmp_path) -> None:
+    """The real transformers Trainer with the mixin: the best checkpoint (step 1, not the last one)
+    is what the model holds at the end, every weight of it."""
+    from transformers import Trainer, TrainingArguments
+
+    from vthinker_plugins.transformers_compat import CheckpointWeightsMixin, saved_to_model_names
+
+    class BestTrainer(CheckpointWeightsMixin, Trainer):
+        pass
+
+    rows = [{"input_ids": [5 + i, 6, 7, 8], "attention_mask": [1] * 4, "labels": [5 + i, 6, 7, 8]} for i in range(4)]
+    args = TrainingArguments(
+        output_dir=str(tmp_path), use_cpu=True, max_steps=2, per_device_train_batch_size=2, learning_rate=1e-2,
+        eval_strategy="steps", eval_steps=1, save_steps=1, load_best_model_at_end=True, report_to="none",
+        metric_for_best_model="first", greater_is_better=True, prediction_loss_only=False,
+    )
+    trainer = BestTrainer(model=tiny(tiny_model_dir), args=args, train_dataset=rows, eval_dataset=rows[:2])
+    trainer.compute_metrics = lambda _: {"first": -float(trainer.state.global_step)}
+    trainer.train()
+    assert trainer.state.best_model_checkpoint == str(tmp_path / "checkpoint-1")
+    best = load_file(str(tmp_path / "checkpoint-1" / "model.safetensors"))
+    last = load_file(str(tmp_path / "checkpoint-2" / "model.safetensors"))
+    names = saved_to_model_names(trainer.model)
+    state = trainer.model.state_dict()
+    assert not torch.equal(best["model.norm.weight"], last["model.norm.weight"])
+    for saved, tensor in best.items():
+        assert torch.equal(state[names[saved]], tensor), saved
