@@ -276,9 +276,9 @@ class VThinkerGRPOTrainer(GRPOTrainerBase):
 
     def _samples(self, prompts: Sequence[Any]) -> list[Sample]:
         samples = []
-        answers = self._rollout_answers
-        if answers is None or len(answers) != len(prompts):
-            answers = [None] * len(prompts)
+        answers = self._rollout_answers if self._rollout_answers is not None else [None] * len(prompts)
+        if len(answers) != len(prompts):
+            raise RuntimeError(f"{len(prompts)} rollout prompts but {len(answers)} rows in the batch")
         for i, (prompt, answer) in enumerate(zip(prompts, answers, strict=True)):
             where = f"rollout {i}"
             if not isinstance(prompt, list):
