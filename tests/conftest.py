@@ -50,6 +50,22 @@ def sft_bin() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def set_checkpoint_weights():
+    """``set_checkpoint_weights(path, {name: value})`` fills weights of a safetensors file in place
+    (checkpoint names, e.g. ``model.norm.weight``): a known value a resumed run must come back with."""
+    from safetensors.torch import load_file, save_file
+
+    def fill(path: Path, values: dict[str, float]) -> None:
+        weights = load_file(str(path))
+        for name, value in values.items():
+            assert name in weights, f"{path} has no weight {name!r}: {sorted(weights)[:5]}..."
+            weights[name] = weights[name].clone().fill_(value)
+        save_file(weights, str(path), metadata={"format": "pt"})
+
+    return fill
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Importing VLMEvalKit's model zoo switches autograd off process-wide; switch it back on

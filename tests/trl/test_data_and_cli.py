@@ -55,8 +55,12 @@ def test_bad_rows_name_the_row_and_field(tmp_path, mathvision_dir):
         load_rl_dataset(missing)
 
 
-def test_vthinker_grpo_command_runs_and_resumes(tiny_model_dir, mathvision_dir, tmp_path):
-    """`vthinker grpo` on the smoke recipe; a second run with more steps resumes from the checkpoint."""
+def test_vthinker_grpo_command_runs_and_resumes(tiny_model_dir, mathvision_dir, tmp_path, set_checkpoint_weights):
+    """`vthinker grpo` on the smoke recipe: its scripted rollouts run code in the sandbox, their rewards
+    differ and the gradient is not zero. A second run with more steps resumes from the checkpoint
+    with the checkpoint's weights (one of them set to a known value), not the starting ones."""
+    from safetensors.torch import load_file
+
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
 
@@ -68,19 +72,32 @@ def test_vthinker_grpo_command_runs_and_resumes(tiny_model_dir, mathvision_dir, 
             "--dataset", str(mathvision_dir / "testmini.jsonl"),
             "--output_dir", str(out),
             "--max_steps", str(steps), "--save_strategy", "steps", "--save_steps", "1",
-            "--max_completion_length", "24",
         ]
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
         return proc.stdout + proc.stderr
 
-    log = run(1)
+    run(1)
     assert (out / "model.safetensors").exists() and (out / "checkpoint-1").is_dir()
-    assert "'tools/calls_per_rollout'" in log and "'rewards/accuracy/mean'" in log
+    (step,) = json.loads((out / "checkpoint-1" / "trainer_state.json").read_text())["log_history"][:1]
+    # Rollout 0 draws on the image and answers right, rollout 1 runs failing code and answers wrong.
+    assert step["tools/calls_per_rollout"] == 1 and step["tools/error_rate"] == 0.5
+    assert step["tools/images_per_rollout"] == 0.5 and step["tools/sandbox_s"] > 0
+    assert step["rewards/accuracy/mean"] == 0.5 and step["rewards/tool/mean"] == 0.5
+    assert step["reward_std"] > 0.5 and step["frac_reward_zero_std"] == 0
+    assert step["grad_norm"] > 0 and step["loss"] != 0
+
+    # One trained weight and one of the frozen vision tower, in the checkpoint's (original-format) names.
+    trained, frozen = "model.norm.weight", "visual.blocks.0.norm1.weight"
+    set_checkpoint_weights(out / "checkpoint-1" / "model.safetensors", {trained: 7.0, frozen: 7.0})
     log = run(2)
     assert f"resuming from {out / 'checkpoint-1'}" in log
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2 and sum(1 for entry in state["log_history"] if "loss" in entry) == 2
+    resumed = load_file(str(out / "checkpoint-2" / "model.safetensors"))
+    assert bool((resumed[frozen] == 7.0).all()), resumed[frozen][:4]  # starting value: 1.0
+    # Trained for one step at lr 1e-5 from the checkpoint's 7.0.
+    assert float((resumed[trained] - 7.0).abs().max()) < 1e-3, resumed[trained][:4]
 
 
 def test_two_processes_with_scripted_tool_rollouts(tiny_model_dir, mathvision_dir, tmp_path):

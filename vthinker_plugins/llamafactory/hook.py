@@ -1,4 +1,5 @@
-"""Make plain ``llamafactory-cli train`` know the ``vthinker_qwen2_vl`` template.
+"""Make plain ``llamafactory-cli train`` load our code: the ``vthinker_qwen2_vl`` template and the
+checkpoint-resume fix.
 
 ``llamafactory-cli`` imports no user module, and under ``FORCE_TORCHRUN=1`` it re-launches
 itself through ``torchrun llamafactory/launcher.py`` on every node. The one thing every
@@ -8,9 +9,12 @@ Python process of an environment runs is its ``site-packages/*.pth`` files. So:
    ``python -m vthinker_plugins.llamafactory.hook install``) calls :func:`install` at start-up.
    That only appends a small finder to ``sys.meta_path``: no LlamaFactory, torch or
    transformers import, so every other Python process pays well under a millisecond.
-2. When a process imports ``llamafactory.data.template``, the finder wraps that module's
-   loader; right after the module has executed, :func:`vthinker_plugins.llamafactory.template.register`
-   adds the template to ``TEMPLATES``. Every later lookup by name finds it.
+2. When a process imports one of the :data:`TARGETS` modules, the finder wraps that module's
+   loader; right after the module has executed, its function runs on it:
+   ``llamafactory.data.template``: :func:`vthinker_plugins.llamafactory.template.register` adds the
+   template to ``TEMPLATES``; ``llamafactory.train.sft.trainer``:
+   :func:`vthinker_plugins.llamafactory.compat.patch_sft_trainer` makes resuming from a checkpoint
+   restore every weight.
 
 ``VTHINKER_NO_LF_HOOK=1`` turns the hook off for a process.
 """
@@ -18,6 +22,7 @@ Python process of an environment runs is its ``site-packages/*.pth`` files. So:
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.abc
 import importlib.machinery
 import os
@@ -27,7 +32,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-TARGET = "llamafactory.data.template"
+#: LlamaFactory module -> "module:function" of ours called with it right after it has executed.
+TARGETS = {
+    "llamafactory.data.template": "vthinker_plugins.llamafactory.template:register",
+    "llamafactory.train.sft.trainer": "vthinker_plugins.llamafactory.compat:patch_sft_trainer",
+}
 PTH_NAME = "vthinker_plugins_llamafactory.pth"
 # One line; tolerant of the package having been uninstalled (then it does nothing).
 PTH_LINE = (
@@ -37,8 +46,14 @@ PTH_LINE = (
 )
 
 
-class _RegisteringLoader(importlib.abc.Loader):
-    """Delegates to the real loader, then registers the template on the fresh module."""
+def _after_import(module: ModuleType) -> None:
+    """Run our function of ``module`` (see :data:`TARGETS`) on it."""
+    owner, function = TARGETS[module.__name__].split(":")
+    getattr(importlib.import_module(owner), function)(module)
+
+
+class _AfterImportLoader(importlib.abc.Loader):
+    """Delegates to the real loader, then runs our function on the fresh module."""
 
     def __init__(self, loader: Any) -> None:
         self._loader = loader
@@ -48,19 +63,17 @@ class _RegisteringLoader(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         self._loader.exec_module(module)
-        from vthinker_plugins.llamafactory.template import register
-
-        register(module)
+        _after_import(module)
 
     def __getattr__(self, name: str) -> Any:  # get_source, get_code, ... for tracebacks and inspect
         return getattr(self._loader, name)
 
 
-class TemplateHook(importlib.abc.MetaPathFinder):
-    """Finds ``llamafactory.data.template`` like the other finders would, with a registering loader."""
+class LlamaFactoryHook(importlib.abc.MetaPathFinder):
+    """Finds the :data:`TARGETS` modules like the other finders would, with a loader that runs our function."""
 
     def find_spec(self, fullname: str, path: Any, target: ModuleType | None = None):
-        if fullname != TARGET:
+        if fullname not in TARGETS:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -68,7 +81,7 @@ class TemplateHook(importlib.abc.MetaPathFinder):
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _RegisteringLoader(spec.loader)
+                    spec.loader = _AfterImportLoader(spec.loader)
                 return spec
         return None
 
@@ -77,15 +90,12 @@ def install() -> None:
     """Add the finder to ``sys.meta_path`` once (called from the ``.pth`` file)."""
     if os.environ.get("VTHINKER_NO_LF_HOOK") == "1":
         return
-    if any(isinstance(f, TemplateHook) for f in sys.meta_path):
+    if any(isinstance(f, LlamaFactoryHook) for f in sys.meta_path):
         return
-    module = sys.modules.get(TARGET)
-    if module is not None:  # LlamaFactory already imported: register directly
-        from vthinker_plugins.llamafactory.template import register
-
-        register(module)
-        return
-    sys.meta_path.insert(0, TemplateHook())
+    for name in TARGETS:  # already imported: apply directly
+        if name in sys.modules:
+            _after_import(sys.modules[name])
+    sys.meta_path.insert(0, LlamaFactoryHook())
 
 
 def install_pth(site_dir: str | Path | None = None) -> Path:
@@ -107,7 +117,8 @@ def uninstall_pth(site_dir: str | Path | None = None) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vthinker_plugins.llamafactory.hook",
-        description="install the start-up hook that registers the vthinker_qwen2_vl LlamaFactory template",
+        description="install the start-up hook that registers the vthinker_qwen2_vl LlamaFactory template and "
+        "makes LlamaFactory resume every weight from a checkpoint",
     )
     parser.add_argument("action", choices=("install", "uninstall", "status"))
     parser.add_argument("--site-dir", default=None, help="site-packages folder (default: this interpreter's)")

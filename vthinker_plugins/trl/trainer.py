@@ -1,6 +1,7 @@
 """``VThinkerGRPOTrainer``: TRL 1.16's GRPO with V-Thinker's sandbox as a multi-turn image tool.
 
-What it changes in ``GRPOTrainer`` (pinned at 1.16.0: these are private extension points):
+What it changes in ``GRPOTrainer`` (pinned at 1.16.0: these are private extension points, see
+:mod:`vthinker_plugins.trl.compat`, which also makes resuming from a checkpoint restore every weight):
 
 - ``_generate(prompts)`` runs every rollout of the step through the project's one
   :class:`~vthinker_plugins.loop.InteractionLoop` (generate until ``</code>`` or the end of the
@@ -28,12 +29,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
-from trl import GRPOTrainer
 from trl.models import unwrap_model_for_generation
 
 from vthinker_plugins.loop import LoopConfig, Trajectory
 from vthinker_plugins.protocol import IMAGE_PLACEHOLDER, render_observation
 from vthinker_plugins.sample import Sample
+from vthinker_plugins.trl.compat import GRPOTrainerBase
 from vthinker_plugins.trl.config import VThinkerGRPOConfig
 from vthinker_plugins.trl.rewards import RewardSuite
 from vthinker_plugins.trl.rollout import (
@@ -80,7 +81,8 @@ def split_prompt(messages: Sequence[dict[str, Any]], where: str) -> tuple[str, s
 def scripted_generation(processor: Any, script: Any) -> Callable[..., list[Any]]:
     """A ``rollout_logits_processors`` factory that forces each rollout to follow ``script``
     (a :class:`vthinker_plugins.backends.scripted.Script`, mapping or JSONL path; rollouts are
-    ``rollout0``, ``rollout1``... per process, ``"*"`` matches all). For tests and debugging."""
+    ``rollout0``, ``rollout1``... per process, ``"*"`` matches all; ``{answer}`` is the row's
+    reference answer). For tests and debugging."""
     from vthinker_plugins.backends.scripted import Script, ScriptedLogitsProcessor
 
     plan = Script.load(script)
@@ -90,14 +92,15 @@ def scripted_generation(processor: Any, script: Any) -> Callable[..., list[Any]]
     def factory(requests: Sequence[Any], prompt_length: int) -> list[Any]:
         targets = []
         for req in requests:
-            text = plan.text_for(req.sample.id if req.sample is not None else None, req.assistant_prefix)
+            sample = req.sample
+            text = plan.text_for(sample.id if sample else None, req.assistant_prefix, sample.answer if sample else None)
             targets.append(None if text is None else tokenizer.encode(text, add_special_tokens=False))
         return [ScriptedLogitsProcessor(targets, prompt_length, eos)]
 
     return factory
 
 
-class VThinkerGRPOTrainer(GRPOTrainer):
+class VThinkerGRPOTrainer(GRPOTrainerBase):
     """GRPO whose rollouts write code, run it in the sandbox and see the images it draws.
 
     Args beyond ``GRPOTrainer``'s:
@@ -161,6 +164,8 @@ class VThinkerGRPOTrainer(GRPOTrainer):
         if args.freeze_vision_tower:
             self._freeze_vision_tower()
         self._user_tools = self.tools
+        #: Reference answers of the rollouts of the step being generated (TRL hands _generate the prompts only).
+        self._rollout_answers: list[Any] | None = None
         self._gen_model: Any = None
         self.sandbox = sandbox if sandbox is not None else self._make_sandbox(args)
         self.loop_config = LoopConfig(
@@ -271,7 +276,10 @@ class VThinkerGRPOTrainer(GRPOTrainer):
 
     def _samples(self, prompts: Sequence[Any]) -> list[Sample]:
         samples = []
-        for i, prompt in enumerate(prompts):
+        answers = self._rollout_answers if self._rollout_answers is not None else [None] * len(prompts)
+        if len(answers) != len(prompts):
+            raise RuntimeError(f"{len(prompts)} rollout prompts but {len(answers)} rows in the batch")
+        for i, (prompt, answer) in enumerate(zip(prompts, answers, strict=True)):
             where = f"rollout {i}"
             if not isinstance(prompt, list):
                 raise ValueError(f"{where}: expected a conversational prompt (list of messages), got {type(prompt)}")
@@ -281,6 +289,7 @@ class VThinkerGRPOTrainer(GRPOTrainer):
                     id=f"rollout{i}",
                     question=user,
                     images=images,
+                    answer=None if answer is None else str(answer),
                     meta={"system": system, "user": user, "rollout_index": i},
                 )
             )
@@ -403,10 +412,13 @@ class VThinkerGRPOTrainer(GRPOTrainer):
         return prompt_ids, completion_ids, tool_mask, completions, logprobs, extra_fields, images, tool_images
 
     def _generate_and_score_completions(self, inputs):
+        # TRL builds the prompts from ``inputs`` in order; their answers go with the rollouts' samples.
+        self._rollout_answers = [x.get("answer") for x in inputs]
         try:
             return super()._generate_and_score_completions(inputs)
         finally:
             self.tools = self._user_tools
+            self._rollout_answers = None
 
     # ------------------------------------------------------------------ metrics
 

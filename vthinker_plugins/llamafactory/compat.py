@@ -1,0 +1,69 @@
+"""The seam with LlamaFactory's and transformers' private API.
+
+Written against LlamaFactory 0.9.5 on transformers 5.6.0; ``tests/llamafactory/test_lf_compat.py``
+fails with a clear message on any other version.
+
+:func:`patch_sft_trainer` makes LlamaFactory's SFT trainer (``llamafactory.train.sft.trainer.
+CustomSeq2SeqTrainer``, stages 1 and 2) restore every weight when a run resumes from a checkpoint
+(``resume_from_checkpoint=``, or LlamaFactory's own resume from the last checkpoint of
+``output_dir``) and with ``load_best_model_at_end``: transformers 5 alone reloads Qwen2.5-VL's
+original-format keys (``visual.*``, ``model.layers.*``) under nothing and keeps the starting
+weights (see :mod:`vthinker_plugins.transformers_compat`). The start-up hook
+(:mod:`vthinker_plugins.llamafactory.hook`) calls it right after LlamaFactory's module has run,
+before ``llamafactory.train.sft.workflow`` imports the class, in every process of a run.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import ModuleType
+
+from vthinker_plugins.transformers_compat import CheckpointWeightsMixin, check_transformers_version
+
+logger = logging.getLogger(__name__)
+
+TESTED_LLAMAFACTORY_VERSION = "0.9.5"
+TESTED_TRANSFORMERS_VERSION = "5.6.0"
+#: The module whose trainer class is patched.
+SFT_TRAINER_MODULE = "llamafactory.train.sft.trainer"
+
+
+def check_versions(llamafactory_version: str | None = None, transformers_version: str | None = None) -> None:
+    """Raise with a clear message unless LlamaFactory and transformers are the versions this seam was written for."""
+    if llamafactory_version is None:
+        from importlib.metadata import version
+
+        llamafactory_version = version("llamafactory")
+    if transformers_version is None:
+        import transformers
+
+        transformers_version = transformers.__version__
+    check_transformers_version(transformers_version)
+    found = (llamafactory_version, transformers_version)
+    if found != (TESTED_LLAMAFACTORY_VERSION, TESTED_TRANSFORMERS_VERSION):
+        raise RuntimeError(
+            f"vthinker_plugins.llamafactory was written against LlamaFactory {TESTED_LLAMAFACTORY_VERSION} on "
+            f"transformers {TESTED_TRANSFORMERS_VERSION}, found LlamaFactory {llamafactory_version} on transformers "
+            f"{transformers_version}: re-check {SFT_TRAINER_MODULE}.CustomSeq2SeqTrainer and the template "
+            "registry, then update vthinker_plugins/llamafactory/compat.py"
+        )
+
+
+def patch_sft_trainer(module: ModuleType) -> bool:
+    """Replace ``module.CustomSeq2SeqTrainer`` by a subclass with :class:`CheckpointWeightsMixin`;
+    returns False when it already was. ``module`` is ``llamafactory.train.sft.trainer``."""
+    original = module.CustomSeq2SeqTrainer
+    if issubclass(original, CheckpointWeightsMixin):
+        return False
+    own = [name for name in ("_load_from_checkpoint", "_load_best_model") if name in vars(original)]
+    if own:  # a LlamaFactory that loads checkpoints itself: overriding it blindly could break it
+        logger.warning("%s.CustomSeq2SeqTrainer defines %s itself; checkpoint loading left as it is", module.__name__,
+                       own)
+        return False
+    patched = type(original.__name__, (CheckpointWeightsMixin, original), {
+        "__module__": original.__module__,
+        "__qualname__": original.__qualname__,
+        "__doc__": original.__doc__,
+    })
+    module.CustomSeq2SeqTrainer = patched
+    return True
