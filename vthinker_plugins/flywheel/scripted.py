@@ -377,9 +377,9 @@ class DemoResponder:
         name, parent = path[-1], path[-2] if len(path) > 1 else path[-1]
         rng = random.Random(_digest("evolve", point.get("id")))
         mods = rng.sample(_MODIFIERS, 5)
-        children = [{"name": f"{name} {m}", "description": f"{name}, {m}"} for m in mods[:3]]
-        # One proposal repeats the point itself in other words: the graph refuses it as a duplicate.
-        children.append({"name": f"The {name.upper()}S", "description": "a restatement"})
+        # The first proposal repeats the point itself in other words: the graph refuses it as a duplicate.
+        children = [{"name": f"The {name.upper()}S", "description": "a restatement"}]
+        children += [{"name": f"{name} {m}", "description": f"{name}, {m}"} for m in mods[:3]]
         siblings = [{"name": f"{parent} {m}", "description": f"{parent}, {m}"} for m in mods[3:]]
         return {"children": children, "siblings": siblings}
 
