@@ -11,7 +11,7 @@ earlier version can be told apart, and a round cut short by a kill keeps what it
 Duplicates are refused when they are added: two names are the same point when their
 normalised forms (case, punctuation, articles and plurals ignored) are equal, the same words in
 another order, or nearly the same string (:data:`SIMILARITY` of :class:`difflib.SequenceMatcher`)
-within the same domain.
+within the same domain (names with other numbers in them are never near-duplicates).
 """
 
 from __future__ import annotations
@@ -206,7 +206,10 @@ class KnowledgeGraph:
             return hit
         matcher = difflib.SequenceMatcher(autojunk=False)
         matcher.set_seq2(norm)
+        numbers = re.findall(r"\d+", norm)
         for other, pid in self._by_domain.get(domain, ()):
+            if re.findall(r"\d+", other) != numbers:  # "a 5-gon" and "a 6-gon" are different points
+                continue
             matcher.set_seq1(other)
             if matcher.real_quick_ratio() >= SIMILARITY and matcher.quick_ratio() >= SIMILARITY \
                     and matcher.ratio() >= SIMILARITY:
