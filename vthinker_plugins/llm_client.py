@@ -73,7 +73,7 @@ class ChatClient:
         timeout: seconds per request.
         retries: further attempts after a failed one.
         backoff: first retry delay in seconds, doubled per attempt (with jitter), capped at 30 s.
-        stats: a counter to count into (``retried``, ``timeout``, ``http_error``, ``malformed``);
+        stats: a counter to count into (``requests``, ``retried``, ``timeout``, ``http_error``, ``malformed``);
             default: a fresh one in :attr:`stats`.
     """
 
@@ -149,6 +149,7 @@ class ChatClient:
                 kwargs["max_tokens"] = max_tokens
             try:
                 async with semaphore:
+                    self._count("requests")
                     response = await asyncio.wait_for(client.chat.completions.create(**kwargs),
                                                       timeout=self.timeout + 5)
                 raw = response.choices[0].message.content if response.choices else None

@@ -36,13 +36,14 @@ _CELL_REASON = {"error": "crashed", "timeout": "timed_out", "killed": "killed", 
 
 @dataclass
 class ImageLimits:
-    """What a usable figure is: pixels (V-Thinker trains at up to 4,194,304), sides, ink and change."""
+    """What a usable figure is: pixels (V-Thinker trains at up to 4,194,304), sides, ink, and what the
+    drawing step must change (a crop or resize always counts as a change)."""
 
     max_pixels: int = 4_194_304
     min_side: int = 28  # one Qwen2.5-VL patch x merge
     max_side: int = 4096
     min_ink: float = 0.0005  # share of pixels that differ from the background colour
-    min_change: float = 0.0005  # share of pixels the drawing step must change
+    min_changed_pixels: int = 50  # pixels the drawing step must change (a visible mark, whatever the size)
     max_question_chars: int = 2000
     max_answer_chars: int = 100
 
@@ -99,7 +100,27 @@ def _cell_check(name: str, cell: CellRun | None, prefix: str) -> Check:
 
 def decode(png: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(png)) as im:
-        return np.asarray(im.convert("RGB"))
+        return np.ascontiguousarray(np.asarray(im.convert("RGB")))
+
+
+def background(pixels: np.ndarray) -> np.ndarray:
+    """The background colour: the per-channel median of every 4th pixel each way."""
+    return np.median(pixels[::4, ::4].reshape(-1, 3), axis=0).astype(np.uint8)
+
+
+def differs(a: np.ndarray, b: np.ndarray, threshold: int) -> np.ndarray:
+    """Mask of the pixels where some channel of ``a`` and ``b`` differs by more than ``threshold``
+    (OpenCV: a few times faster than numpy on a 1-megapixel image)."""
+    import cv2
+
+    if b.shape != a.shape:
+        b = np.full(a.shape, b, np.uint8)
+    d = cv2.absdiff(a, b)
+    return cv2.max(cv2.max(d[..., 0], d[..., 1]), d[..., 2]) > threshold
+
+
+def share(mask: np.ndarray) -> float:
+    return float(np.count_nonzero(mask)) / mask.size
 
 
 def _image_check(name: str, image: OutputImage, limits: ImageLimits, label: str) -> tuple[Check, np.ndarray | None]:
@@ -113,8 +134,7 @@ def _image_check(name: str, image: OutputImage, limits: ImageLimits, label: str)
         pixels = decode(image.png)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the image's
         return _fail(name, f"undecodable_{label}", f"{type(exc).__name__}: {exc}"), None
-    background = np.median(pixels.reshape(-1, 3), axis=0)
-    ink = float((np.abs(pixels.astype(np.int16) - background).max(axis=2) > 32).mean())
+    ink = share(differs(pixels, background(pixels), 32))
     if ink < limits.min_ink:
         return _fail(name, f"blank_{label}", f"{ink:.5f} of the pixels differ from the background"), None
     return Check(name, True, detail=f"{w}x{h}, ink {ink:.3f}"), pixels
@@ -136,10 +156,10 @@ def render_checks(row_id: str, problem: Problem, rendered: Rendered, limits: Ima
     if not check.ok:
         return checks
     if edited.shape == original.shape:
-        changed = float((np.abs(edited.astype(np.int16) - original).max(axis=2) > 16).mean())
-        if changed < limits.min_change:
+        changed = int(np.count_nonzero(differs(edited, original, 16)))
+        if changed < limits.min_changed_pixels:
             checks[-1] = _fail("edited_image", "edited_image_unchanged",
-                               f"the drawing step changed {changed:.5f} of the pixels (< {limits.min_change})")
+                               f"the drawing step changed {changed} pixel(s) (< {limits.min_changed_pixels})")
             return checks
     checks.append(trajectory_check(row_id, problem, rendered.image.png, rendered.edited.png))
     return checks
@@ -168,8 +188,7 @@ def point_check(problem: Problem, image_png: bytes, radius: int = 6) -> tuple[bo
         return False, "no labelled points"
     pixels = decode(image_png)
     h, w = pixels.shape[:2]
-    background = np.median(pixels.reshape(-1, 3), axis=0)
-    ink = np.abs(pixels.astype(np.int16) - background).max(axis=2) > 32
+    ink = differs(pixels, background(pixels), 32)
     for name, (x, y) in problem.points.items():
         if not (0 <= x < w and 0 <= y < h):
             return False, f"point {name} at ({x:g}, {y:g}) is outside the {w}x{h} image"

@@ -36,10 +36,6 @@ class EngineConfig:
     progress: bool = True
 
 
-def task_of(record: dict[str, Any], problem: dict[str, Any] | None = None) -> Task:
-    return Task.from_json({**record.get("task", {}), "base_problem": problem})
-
-
 class FlywheelEngine:
     def __init__(self, graph: KnowledgeGraph, repairer: CheckerRepairer, store: RunStore,
                  config: EngineConfig | None = None) -> None:
@@ -90,7 +86,7 @@ class FlywheelEngine:
         counts = self.counts
         generated = 0
 
-        def finished(record: dict[str, Any], new: bool) -> None:
+        def finished(record: dict[str, Any]) -> None:
             status = record["status"]
             key = "repaired" if status == "accepted" and record.get("repaired") else status
             counts[key] += 1
@@ -107,12 +103,12 @@ class FlywheelEngine:
                 try:
                     record = done.get(task.id)
                     if record is not None and record.get("status") in FINAL:
-                        finished(record, new=False)
+                        finished(record)
                     else:
                         outcome = await self.repairer.run(task)
                         record = self.store.write(self.record(task, outcome), outcome.images)
                         generated += 1
-                        finished(record, new=True)
+                        finished(record)
                     children = self.variants(task, record)
                     if children:
                         bar.total += len(children)

@@ -182,7 +182,7 @@ def line_graph(rng: random.Random, variant: str, given: float | None) -> dict[st
     b = rng.randint(-2, 2)
     xs = [x for x in range(-5, 6) if -5 <= k * x + b <= 5]
     xa, xb = sorted(rng.sample(xs, 2))
-    x1 = rng.choice([x for x in xs if x not in (xa, xb)])
+    x1 = rng.choice([x for x in xs if x not in (xa, xb, 0)] or [x for x in xs if x not in (xa, xb)])
     ox, oy, u = 224, 224, 38  # origin and pixels per unit
 
     def px(x: float, y: float) -> tuple[int, int]:
@@ -209,7 +209,7 @@ def line_graph(rng: random.Random, variant: str, given: float | None) -> dict[st
     P = px(x1, y1)
     tool = _TOOL_HEAD + (f"d.line([{px(x1, 0)}, {P}], fill='orange', width=3)\n"
                          f"d.line([{P}, {px(0, y1)}], fill='orange', width=3)\n"
-                         f"d.ellipse([{P[0] - 5}, {P[1] - 5}, {P[0] + 5}, {P[1] + 5}], outline='orange', width=2)\n"
+                         f"d.ellipse([{P[0] - 9}, {P[1] - 9}, {P[0] + 9}, {P[1] + 9}], outline='orange', width=3)\n"
                          ) + _TOOL_SAVE
     steps = [{"text": f"A = ({xa}, {k * xa + b}) and B = ({xb}, {k * xb + b}) lie on the line, so its slope is "
                       f"{k} and its y-intercept is {b}."}]

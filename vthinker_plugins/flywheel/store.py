@@ -19,8 +19,9 @@ from vthinker_plugins.trajectory_files import safe_name
 
 RUN_FILE, RECORDS_FILE, IMAGES_DIR = "run.json", "records.jsonl", "images"
 #: run.json keys that may change between runs into the same folder: they add or drop tasks, or say
-#: where the models are reached, and leave what an existing task produced valid.
-MUTABLE_KEYS = ("num", "expand", "max_level", "generator_url", "checker_url")
+#: where the models and the graph file are reached, and leave what an existing task produced valid
+#: (the graph's content is ``graph_digest``).
+MUTABLE_KEYS = ("num", "expand", "max_level", "generator_url", "checker_url", "graph")
 
 
 class StoreError(ValueError):
