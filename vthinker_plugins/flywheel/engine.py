@@ -5,7 +5,8 @@ clients' own limits, retried with backoff and timed out per request (:mod:`vthin
 and its sandbox cells run on the warm pool. A finished task is written at once (:mod:`.store`); an
 accepted one below ``max_level`` puts its harder variants (:mod:`.difficulty`) on the queue. On a
 re-run, tasks with a record are not done again (their accepted problems are still expanded), tasks
-whose record is an ``error`` (an endpoint was down) are. The progress bar counts accepted,
+whose record is an ``error`` (an endpoint was down, or an unexpected exception, recorded with its
+traceback) are. The progress bar counts accepted,
 repaired, rejected and errors.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -105,7 +107,13 @@ class FlywheelEngine:
                     if record is not None and record.get("status") in FINAL:
                         finished(record)
                     else:
-                        outcome = await self.repairer.run(task)
+                        try:
+                            outcome = await self.repairer.run(task)
+                        except Exception as exc:  # noqa: BLE001 - one task's surprise must not end the run
+                            # Recorded as an error (done again on a re-run), with where it came from.
+                            where = traceback.format_exc(limit=-3).strip().splitlines()
+                            outcome = Outcome(status="error", reason="internal_error",
+                                              detail=f"{type(exc).__name__}: {exc} | " + " / ".join(where[-6:]))
                         record = self.store.write(self.record(task, outcome), outcome.images)
                         generated += 1
                         finished(record)

@@ -89,6 +89,7 @@ class KnowledgeGraph:
         self._by_domain: dict[str, list[tuple[str, str]]] = {}  # domain -> [(normalised name, id)]
         self._exact: dict[tuple[str, str], str] = {}  # (domain, normalised name) -> id
         self._words: dict[tuple[str, frozenset[str]], str] = {}  # (domain, word set) -> id
+        self._pools: dict[str, list[str]] | None = None  # synthesis_points(), until the next addition
 
     # ------------------------------------------------------------------ building
 
@@ -179,6 +180,7 @@ class KnowledgeGraph:
 
     def _index(self, point: KnowledgePoint) -> None:
         self.points[point.id] = point
+        self._pools = None
         norm = normalize(point.name)
         self._by_domain.setdefault(point.domain, []).append((norm, point.id))
         self._exact.setdefault((point.domain, norm), point.id)
@@ -298,12 +300,14 @@ class KnowledgeGraph:
         return [p for p in self.points.values() if p.parent == parent and p.id != pid]
 
     def synthesis_points(self) -> dict[str, list[str]]:
-        """Ids of the points problems are written about (layer >= 3), by domain, sorted."""
-        out: dict[str, list[str]] = {}
-        for p in sorted(self.points.values(), key=lambda p: p.id):
-            if p.layer >= SYNTHESIS_MIN_LAYER:
-                out.setdefault(p.domain, []).append(p.id)
-        return out
+        """Ids of the points problems are written about (layer >= 3), by domain, sorted (do not modify)."""
+        if self._pools is None:
+            out: dict[str, list[str]] = {}
+            for p in sorted(self.points.values(), key=lambda p: p.id):
+                if p.layer >= SYNTHESIS_MIN_LAYER:
+                    out.setdefault(p.domain, []).append(p.id)
+            self._pools = out
+        return self._pools
 
     def stats(self) -> dict[str, Any]:
         """Counts per layer and per domain, the version and the evolve rounds."""
