@@ -271,3 +271,7 @@ def test_default_command_runs_offline_on_the_builtin_scripted_server(tmp_path, m
     # The graph grew: the earlier run's folder was planned on the old graph and is not resumed into.
     with pytest.raises(SystemExit, match="graph_digest"):
         vthinker(["flywheel", "run", "--num", "3", "--no-progress"])
+    # A mistyped endpoint ends the command at once instead of turning every task into an error.
+    with pytest.raises(SystemExit, match=r"cannot reach http://127\.0\.0\.1:9/v1"):
+        vthinker(["flywheel", "run", "--out", str(tmp_path / "x"), "--base-url", "http://127.0.0.1:9/v1",
+                  "--model", "m"])

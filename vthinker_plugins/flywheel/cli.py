@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,6 +121,7 @@ def endpoints(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
     if args.base_url:
         if not args.model:
             raise SystemExit("--base-url needs --model (the served model name)")
+        check_endpoint(args.base_url, args.model, args.api_key)
         yield args.base_url, args.model
         return
     if args.model:
@@ -130,6 +132,26 @@ def endpoints(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
         print(f"flywheel: no --base-url: the built-in SCRIPTED server answers at {server.url} "
               "(templated problems, not a model)", file=sys.stderr)
         yield server.url, SCRIPTED_MODEL
+
+
+def check_endpoint(url: str, model: str, api_key: str | None, timeout: float = 30.0) -> None:
+    """Fail at once, with a message, when an endpoint cannot be reached (a mistyped URL would otherwise
+    turn every task into an endpoint error); warn when it does not list ``model``."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=url, api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY", timeout=timeout,
+                    max_retries=1)
+    try:
+        served = [m.id for m in client.models.list()]
+    except Exception as exc:  # noqa: BLE001 - connection refused, DNS, TLS, 401 ...: all end the command
+        status = getattr(exc, "status_code", None)
+        if status == 404:  # an endpoint without a model list: the first request will tell
+            return
+        raise SystemExit(f"vthinker flywheel: cannot reach {url} ({type(exc).__name__}: {str(exc)[:200]})") from None
+    finally:
+        client.close()
+    if served and model not in served:
+        print(f"flywheel: warning: {url} serves {served[:5]}, not {model!r}", file=sys.stderr)
 
 
 def _client(url: str, model: str, args: argparse.Namespace) -> Any:
@@ -218,6 +240,8 @@ def run_main(args: argparse.Namespace) -> int:
     with endpoints(args) as (url, model):
         checker_url = None if args.no_checker else (args.checker_url or url)
         checker_model = None if args.no_checker else (args.checker_model or model)
+        if args.checker_url and not args.no_checker:
+            check_endpoint(checker_url, checker_model, args.api_key)
         identity = {
             "graph": str(graph_path), "graph_digest": graph.digest(), "graph_version": graph.version,
             "seed": args.seed, "num": args.num, "sampling": args.sampling, "points_per_problem": list(points_range),
