@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-vtbench-sample": ("vthinker_plugins.data.vtbench_sample", "generate a small VTBench-format sample"),
     "convert": ("vthinker_plugins.data.cli", "convert V-Perception / V-Interaction data for LlamaFactory"),
     "synth-perception": ("vthinker_plugins.data.synth_perception", "synthesise V-Perception-style data"),
+    "flywheel": ("vthinker_plugins.flywheel.cli", "the data evolution flywheel: knowledge graph, synthesis, "
+                 "checker-repairer, difficulty expansion"),
     "grpo": ("vthinker_plugins.trl.grpo", "GRPO training with the sandbox as a multi-turn image tool"),
     "vlmeval": ("vthinker_plugins.vlmeval.launcher", "run VLMEvalKit with the V-Thinker plugin loaded"),
     "doctor": ("sandbox.__main__", "report the sandbox's active isolation layers"),

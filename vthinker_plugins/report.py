@@ -30,6 +30,8 @@ pre.code{background:#eef3ff} img{max-width:360px;max-height:360px;border:1px sol
 .round{border-left:3px solid #90a4ae;padding-left:.8em;margin:.6em 0} .muted{color:#666;font-size:.85em}
 nav a{margin-right:.6em;font-size:.85em}
 """
+#: The page style, shared with the other reports of the project (e.g. the data flywheel's).
+CSS = _CSS
 
 
 def data_uri(path: Path) -> str:

@@ -50,6 +50,14 @@ COLUMNS = ("id", "question", "image", "original_img_code", "edited_image", "tool
 IMAGE_COLUMNS = ("image", "edited_image")
 
 
+def hub_features():
+    """The hub's column types (images embedded as ``{"bytes", "path"}``), for writing rows in its schema."""
+    import datasets
+
+    return datasets.Features({c: datasets.Image() if c in IMAGE_COLUMNS else datasets.Value("string")
+                              for c in COLUMNS})
+
+
 class RowExcluded(Exception):  # a control-flow signal, not an error of the program
     """A row that cannot become a training sample; ``reason`` is a short code for the summary."""
 

@@ -24,6 +24,22 @@ HUB_ID = "We-Math/V-Perception-40K"
 HUB_SPLITS = ("v_perception_40k",)
 COLUMNS = ("id", "image", "question", "answer", "python_code", "element_arrtibute")
 IMAGE_COLUMNS = ("image",)
+
+
+def hub_features():
+    """The hub's column types (the image embedded as ``{"bytes", "path"}``), for writing rows in its schema."""
+    import datasets
+
+    return datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "image": datasets.Image(),
+            "question": datasets.Value("string"),
+            "answer": datasets.Value("string"),
+            "python_code": datasets.Value("string"),
+            "element_arrtibute": datasets.Sequence(datasets.Value("string")),
+        }
+    )
 #: V-Thinker's stage-1 ``image_max_pixels`` (LlamaFactory resizes anything larger).
 DEFAULT_MAX_PIXELS = 4_194_304
 

@@ -45,18 +45,9 @@ def make_sample(seed: int, index: int, levels: tuple[str, ...] = LEVELS) -> dict
 
 
 def _features():
-    import datasets
+    from vthinker_plugins.data.perception import hub_features
 
-    return datasets.Features(
-        {
-            "id": datasets.Value("string"),
-            "image": datasets.Image(),
-            "question": datasets.Value("string"),
-            "answer": datasets.Value("string"),
-            "python_code": datasets.Value("string"),
-            "element_arrtibute": datasets.Sequence(datasets.Value("string")),
-        }
-    )
+    return hub_features()
 
 
 def write_shard(out_dir: str, shard: int, start: int, stop: int, seed: int, levels: tuple[str, ...], schema) -> int:

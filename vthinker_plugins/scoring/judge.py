@@ -27,15 +27,12 @@ save that text to a file and pass ``prompt_files={"instruction": "that.txt"}`` (
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import collections
 import fcntl
 import hashlib
 import io
 import json
 import os
-import random
 import re
 import threading
 import time
@@ -45,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+
+from vthinker_plugins.llm_client import ChatClient, image_part
 
 JUDGE_TASKS = ("perception", "instruction", "answer", "consistency")
 
@@ -172,11 +171,6 @@ def _image_bytes(image: Any) -> bytes:
     raise TypeError(f"judge image must be a PIL image, PNG/JPEG bytes or a path, got {type(image).__name__}")
 
 
-def _data_url(data: bytes) -> str:
-    kind = "jpeg" if data[:3] == b"\xff\xd8\xff" else "png"
-    return f"data:image/{kind};base64,{base64.b64encode(data).decode('ascii')}"
-
-
 class _JudgeCache:
     """Append-only JSONL cache shared by threads (a lock) and processes (``flock`` on append)."""
 
@@ -258,9 +252,6 @@ class Judge:
     ):
         if concurrency < 1:
             raise ValueError("judge concurrency must be at least 1")
-        from openai import AsyncOpenAI  # imported here, not inside the event loop (a slow first import)
-
-        self._client_class = AsyncOpenAI
         self.base_url = base_url
         self.model = model
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
@@ -283,8 +274,11 @@ class Judge:
         self.cache = _JudgeCache(cache_path) if cache_path else None
         #: calls, ok, failed, cached, retried, http_error, timeout, malformed
         self.stats: collections.Counter[str] = collections.Counter()
-        self._stats_lock = threading.Lock()
-        self._clients: dict[int, tuple[asyncio.AbstractEventLoop, Any, asyncio.Semaphore]] = {}
+        # The shared client does the asking (concurrency, timeout, retries with backoff) and counts
+        # retried/timeout/http_error/malformed into the same counter, under the same lock.
+        self._chat = ChatClient(base_url, model, self.api_key, concurrency=concurrency, timeout=timeout,
+                                retries=self.retries, backoff=backoff, stats=self.stats)
+        self._stats_lock = self._chat._lock
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Judge | None:
@@ -352,7 +346,7 @@ class Judge:
             data = _image_bytes(image)
             digests.append(hashlib.sha256(data).hexdigest())
             content.append({"type": "text", "text": label})
-            content.append({"type": "image_url", "image_url": {"url": _data_url(data)}})
+            content.append(image_part(data))
         content.append({"type": "text", "text": text})
         return await self._ask(task, content, key_parts=[text, *digests])
 
@@ -368,10 +362,7 @@ class Judge:
 
     async def aclose(self) -> None:
         """Close the HTTP clients created on the running event loop."""
-        loop = asyncio.get_running_loop()
-        entry = self._clients.pop(id(loop), None)
-        if entry is not None:
-            await entry[1].close()
+        await self._chat.aclose()
 
     # ------------------------------------------------------------------ internals
 
@@ -391,23 +382,6 @@ class Judge:
             for name in names:
                 self.stats[name] += 1
 
-    def _client(self) -> tuple[Any, asyncio.Semaphore]:
-        # httpx connections belong to one event loop; sync callers run a fresh loop per call.
-        loop = asyncio.get_running_loop()
-        with self._stats_lock:  # one judge may serve event loops in several threads
-            return self._client_locked(loop)
-
-    def _client_locked(self, loop: asyncio.AbstractEventLoop) -> tuple[Any, asyncio.Semaphore]:
-        entry = self._clients.get(id(loop))
-        if entry is None or entry[0] is not loop:
-            client = self._client_class(
-                base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=0
-            )
-            entry = (loop, client, asyncio.Semaphore(self.concurrency))
-            self._clients = {k: v for k, v in self._clients.items() if not v[0].is_closed()}
-            self._clients[id(loop)] = entry
-        return entry[1], entry[2]
-
     def _key(self, task: str, key_parts: list[str]) -> str:
         digest = hashlib.sha256()
         for part in (task, self.model, str(self.temperature), *key_parts):
@@ -421,47 +395,14 @@ class Judge:
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             self._count("cached", "ok")
             return JudgeResult(value=int(hit["value"]), status="ok", raw=hit.get("raw"), cached=True)
-        client, semaphore = self._client()
-        messages = [{"role": "user", "content": content}]
-        error, raw = "", None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self._count("retried")
-                delay = min(30.0, self.backoff * 2 ** (attempt - 1)) * (0.75 + 0.5 * random.random())
-                await asyncio.sleep(delay)
-            try:
-                async with semaphore:
-                    response = await asyncio.wait_for(
-                        client.chat.completions.create(
-                            model=self.model,
-                            messages=messages,
-                            temperature=self.temperature,
-                            max_tokens=self.max_tokens,
-                        ),
-                        timeout=self.timeout + 5,
-                    )
-                raw = response.choices[0].message.content if response.choices else None
-            except TimeoutError as exc:
-                self._count("timeout")
-                error = f"timeout after {self.timeout}s ({type(exc).__name__})"
-                continue
-            except Exception as exc:  # noqa: BLE001 -- openai.APIError family, connection errors, bad server JSON
-                name = type(exc).__name__
-                self._count("timeout" if "Timeout" in name else "http_error")
-                error = f"{name}: {str(exc)[:300]}"
-                status = getattr(exc, "status_code", None)
-                if isinstance(status, int) and 400 <= status < 500 and status not in (408, 409, 429):
-                    break  # bad key, unknown model, malformed request: retrying cannot help
-                continue
-            value = parse_judgement(raw)
-            if value is None:
-                self._count("malformed")
-                error = f"malformed reply: {str(raw)[:200]!r}"
-                continue
-            if self.cache is not None:
-                entry = {"value": value, "raw": raw, "task": task, "model": self.model, "time": time.time()}
-                self.cache.put(key, entry)
-            self._count("ok")
-            return JudgeResult(value=value, status="ok", raw=raw, attempts=attempt + 1)
-        self._count("failed")
-        return JudgeResult(value=None, status="failed", raw=raw, error=error, attempts=attempt + 1)
+        reply = await self._chat.ask([{"role": "user", "content": content}], parse_judgement,
+                                     temperature=self.temperature, max_tokens=self.max_tokens)
+        if not reply.ok:
+            self._count("failed")
+            return JudgeResult(value=None, status="failed", raw=reply.raw, error=reply.error, attempts=reply.attempts)
+        value = int(reply.value)
+        if self.cache is not None:
+            entry = {"value": value, "raw": reply.raw, "task": task, "model": self.model, "time": time.time()}
+            self.cache.put(key, entry)
+        self._count("ok")
+        return JudgeResult(value=value, status="ok", raw=reply.raw, attempts=reply.attempts)
