@@ -7,7 +7,8 @@ A verdict is a plain dict (JSON-ready):
 be scored (judge failed, no ground-truth marks); ``extracted``: the answer read from
 the prediction; ``judge``: 1/0/``None``; ``judge_status``: ``ok``/``failed``/``skipped``;
 plus per task: ``level``/``subject``/``correct_math_verify`` (mathvision; computed only with
-``math_verify=True``, else ``None`` on rows the official rules reject),
+``math_verify=True``, else ``None`` on rows the official rules reject), ``group``/``step``/
+``knowledge_concept`` (wemath), ``category`` (visulogic),
 ``rule_correct`` (vtbench_reasoning), ``pixel`` and ``no_image`` (vtbench_perception,
 vtbench_instruction), ``judge_error`` when the judge failed.
 
@@ -16,6 +17,9 @@ Tasks:
 - ``mathvision`` — the official MATH-V rules (:mod:`.mathvision`); ``Sample.options`` are
   the option texts, ``Sample.answer`` the letter or the free-form answer,
   ``meta["level"]``/``meta["subject"]`` feed the official report.
+- ``wemath`` / ``visulogic`` — the official choice rules (:mod:`.wemath`, :mod:`.visulogic`);
+  ``Sample.answer`` is the gold letter, ``meta`` carries the We-Math ``group``/``step`` (its
+  ``ID``/``key``) or the VisuLogic ``category`` for the official reports.
 - ``vtbench_reasoning`` — the ``<answer>`` (or ``\\boxed{}``) is matched with
   :func:`.answers_match`; with a judge, rows the rules reject are re-checked by
   :meth:`.Judge.judge_answer` (``reasoning_judge="fallback"``, the default), or the judge
@@ -46,6 +50,8 @@ from vthinker_plugins.scoring.answers import answers_match
 from vthinker_plugins.scoring.judge import Judge, JudgeResult
 from vthinker_plugins.scoring.mathvision import mathvision_report, score_mathvision
 from vthinker_plugins.scoring.pixel_metric import PixelMetricConfig, pixel_metric
+from vthinker_plugins.scoring.visulogic import score_visulogic, visulogic_report
+from vthinker_plugins.scoring.wemath import score_wemath, wemath_report, wemath_scores
 
 T = TypeVar("T")
 DRAWING_TASKS = ("vtbench_perception", "vtbench_instruction")
@@ -91,6 +97,15 @@ async def _score_mathvision(sample: Sample, prediction: str, math_verify: bool) 
     gold = _need(sample, "answer (Sample.answer)", sample.answer)
     result = score_mathvision(prediction, str(gold), sample.options, math_verify=math_verify)
     return _verdict(sample, **result, level=sample.meta.get("level"), subject=sample.meta.get("subject"))
+
+
+def _score_choice(sample: Sample, prediction: str) -> dict[str, Any]:
+    """We-Math and VisuLogic: the official choice rule against the gold letter."""
+    gold = str(_need(sample, "answer (Sample.answer)", sample.answer))
+    if sample.task == "wemath":
+        return _verdict(sample, **score_wemath(prediction, gold), group=sample.meta.get("group"),
+                        step=sample.meta.get("step"), knowledge_concept=sample.meta.get("knowledge_concept"))
+    return _verdict(sample, **score_visulogic(prediction, gold), category=sample.meta.get("category"))
 
 
 async def _score_reasoning(sample: Sample, prediction: str, judge: Judge | None, policy: str) -> dict[str, Any]:
@@ -161,6 +176,8 @@ async def ascore_sample(
     generated_images = list(generated_images or [])
     if sample.task == "mathvision":
         return await _score_mathvision(sample, prediction, math_verify)
+    if sample.task in ("wemath", "visulogic"):
+        return _score_choice(sample, prediction)
     if sample.task == "vtbench_reasoning":
         return await _score_reasoning(sample, prediction, judge, reasoning_judge)
     if sample.task in DRAWING_TASKS:
@@ -254,7 +271,10 @@ def summarize(verdicts: Iterable[dict[str, Any]]) -> dict[str, Any]:
     ``no_image`` and, where judge and pixel metric both ran, ``judge_pixel_agreement``
     (and ``judge_pixel_n``). ``vtbench_reasoning`` adds ``rule_accuracy``; ``mathvision`` adds
     ``official`` (the MATH-V report layout, unscored rows counted as wrong) and
-    ``accuracy_math_verify`` (``None`` unless every row's flag was computed: ``math_verify=True``).
+    ``accuracy_math_verify`` (``None`` unless every row's flag was computed: ``math_verify=True``);
+    ``wemath`` adds ``official`` (the We-Math layout: four dimensions, strict and loose, one-/two-/
+    three-step accuracy) and ``four_dimensions`` (the numbers behind it); ``visulogic`` adds
+    ``official`` (accuracy overall and per category; unscored rows count as wrong).
     """
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for verdict in verdicts:
@@ -292,5 +312,10 @@ def summarize(verdicts: Iterable[dict[str, Any]]) -> dict[str, Any]:
             flags = [row.get("correct_math_verify") for row in rows]
             metrics["accuracy_math_verify"] = (None if any(flag is None for flag in flags)
                                                else _rate(sum(map(bool, flags)), len(rows)))
+        if task == "wemath":
+            metrics["official"] = wemath_report(rows)
+            metrics["four_dimensions"] = wemath_scores(rows)
+        if task == "visulogic":
+            metrics["official"] = visulogic_report(rows)
         summary[task] = metrics
     return summary
