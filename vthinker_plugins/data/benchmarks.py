@@ -225,6 +225,12 @@ def choices_question(question: str, options: list[str]) -> str:
     return f"{question}\nOptions:\n{listed}"
 
 
+def wemath_sample_id(group: Any, key: Any) -> str:
+    """A We-Math problem's sample id: its group ``ID`` and the part of the ``key`` after the last ``_``
+    (``2steps_1`` + ``2steps_multi`` -> ``2steps_1-multi``); ``ID`` alone is shared by a group."""
+    return f"{str(group).strip()}-{str(key).strip().rsplit('_', 1)[-1]}"
+
+
 def wemath_sample(row: dict[str, Any], base_dir: str | Path | None = None, *, where: str = "wemath row") -> Sample:
     """One We-Math row (hub schema, the GitHub ``testmini.json`` or VLMEvalKit's TSV) as a :class:`Sample`.
 
@@ -243,7 +249,7 @@ def wemath_sample(row: dict[str, Any], base_dir: str | Path | None = None, *, wh
     image_value = row.get("image_path") if row.get("image_path") is not None else _field(row, "image", where)
     image_field = "image_path" if row.get("image_path") is not None else "image"
     return Sample(
-        id=f"{group}-{match.group(2)}",
+        id=wemath_sample_id(group, key),
         question=choices_question(_text(row, "question", where), options),
         images=[to_image(image_value, base_dir, where=f"{where} field {image_field!r}")],
         answer=_letter(row, ("answer",), WEMATH_LETTERS[: len(options)], where),

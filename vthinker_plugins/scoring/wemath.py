@@ -114,9 +114,11 @@ def wemath_scores(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Counts, rates and scores of the four dimensions (module doc) from verdict rows carrying
     ``correct``, ``group`` (We-Math ``ID``) and ``step`` (We-Math ``key``).
 
-    Keys: ``groups`` (N), ``IK``, ``IG``, ``CM_strict``, ``CM_loose``, ``RM_strict``, ``RM_loose``
-    (counts), ``<name>_rate`` (fractions; RM relative to CM + RM), ``score_strict``,
-    ``score_loose``, ``one_step``, ``two_step``, ``three_step`` (fractions; ``None`` when undefined).
+    Keys: ``groups`` (N); ``incomplete_groups`` (groups with a part missing or unscored, e.g. after
+    ``--limit``: they count only in the conditions their known parts decide); the counts ``IK``,
+    ``IG``, ``CM_strict``, ``CM_loose``, ``RM_strict``, ``RM_loose``; ``<count>_rate`` (fractions;
+    RM relative to CM + RM); ``score_strict``, ``score_loose``, ``one_step``, ``two_step``,
+    ``three_step`` (fractions; ``None`` when undefined).
     """
     rows = list(rows)
     by_kind = {steps: _groups(rows, steps) for steps in _STEP_KINDS}
@@ -126,7 +128,8 @@ def wemath_scores(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     for step_jokers, multi in combos:
         for name, hit in _classify(step_jokers, multi).items():
             counts[name] += hit
-    out: dict[str, Any] = {"groups": n, **counts}
+    incomplete = sum(None in (*step_jokers, multi) for step_jokers, multi in combos)
+    out: dict[str, Any] = {"groups": n, "incomplete_groups": incomplete, **counts}
     for name in ("IK", "IG", "CM_strict", "CM_loose"):
         out[f"{name}_rate"] = None if n == 0 else counts[name] / n
     for variant in ("strict", "loose"):
