@@ -260,7 +260,7 @@ def wemath_sample(row: dict[str, Any], base_dir: str | Path | None = None, *, wh
     )
 
 
-def _archive_image(value: Any, base_dir: str | Path | None) -> Any:
+def _archive_image(value: Any, base_dir: str | Path | None, where: str) -> Any:
     """A relative image path that is not a file under ``base_dir`` but a member of its ``images.zip``
     (the VisuLogic hub layout) becomes that member's bytes; anything else is returned as it is."""
     if not isinstance(value, str) or base_dir is None or (Path(base_dir) / value).exists():
@@ -273,7 +273,7 @@ def _archive_image(value: Any, base_dir: str | Path | None) -> Any:
         try:
             return zf.read(member)
         except KeyError:
-            raise DataError(f"image {member!r} is neither a file under {base_dir} nor in {archive}") from None
+            raise DataError(f"{where}: image {member!r} is neither a file under {base_dir} nor in {archive}") from None
 
 
 def visulogic_sample(
@@ -291,7 +291,7 @@ def visulogic_sample(
     if not isinstance(category, str) or not category.strip():
         raise DataError(f"{where}: field 'tag' (the reasoning category) must be a non-empty string, got {category!r}")
     image_field = "image_path" if row.get("image_path") is not None else "image"
-    value = _archive_image(_field(row, image_field, where), base_dir)
+    value = _archive_image(_field(row, image_field, where), base_dir, f"{where} field {image_field!r}")
     return Sample(
         id=row_id,
         question=mathvision_question(question, list(VISULOGIC_LETTERS)),
