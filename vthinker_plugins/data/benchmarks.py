@@ -207,8 +207,8 @@ def wemath_options(row: dict[str, Any], where: str = "wemath row") -> list[str]:
     (``"A. 3 cm;B. 4 cm; C. ...; E. No correct answer"``) or VLMEvalKit's ``A``...``H`` columns."""
     columns = [row.get(letter) for letter in WEMATH_LETTERS]
     if "option" not in row and columns[0] is not None:
-        present = [c for c in columns if c is not None and str(c) == str(c) and str(c).strip()]  # NaN != NaN
-        return [str(c).strip() for c in present]
+        present = [c for c in columns if c is not None and not (isinstance(c, float) and c != c) and str(c).strip()]
+        return [str(c).strip() for c in present]  # (c != c: NaN, an empty cell of a pandas-written file)
     text = _field(row, "option", where)
     if not isinstance(text, str) or not text.strip():
         raise DataError(f"{where}: field 'option' must be a non-empty string, got {text!r}")
@@ -223,6 +223,12 @@ def choices_question(question: str, options: list[str]) -> str:
     """A question with its options listed one per line as ``A. text``."""
     listed = "\n".join(f"{letter}. {text}" for letter, text in zip(string.ascii_uppercase, options, strict=False))
     return f"{question}\nOptions:\n{listed}"
+
+
+def _image_field(row: dict[str, Any]) -> str:
+    """``image`` (VLMEvalKit's base64 cell) when the row has one, else ``image_path`` (the hub's image,
+    or a path relative to the data)."""
+    return "image" if row.get("image") not in (None, "") else "image_path"
 
 
 def wemath_sample_id(group: Any, key: Any) -> str:
@@ -246,8 +252,8 @@ def wemath_sample(row: dict[str, Any], base_dir: str | Path | None = None, *, wh
     if not group or match is None:
         raise DataError(f"{where}: field 'key' must look like '2steps_1', '3steps_multi', got {key!r}")
     options = wemath_options(row, where)
-    image_value = row.get("image_path") if row.get("image_path") is not None else _field(row, "image", where)
-    image_field = "image_path" if row.get("image_path") is not None else "image"
+    image_field = _image_field(row)
+    image_value = _field(row, image_field, where)
     return Sample(
         id=wemath_sample_id(group, key),
         question=choices_question(_text(row, "question", where), options),
@@ -290,7 +296,7 @@ def visulogic_sample(
     category = row.get("tag", row.get("category"))
     if not isinstance(category, str) or not category.strip():
         raise DataError(f"{where}: field 'tag' (the reasoning category) must be a non-empty string, got {category!r}")
-    image_field = "image_path" if row.get("image_path") is not None else "image"
+    image_field = _image_field(row)
     value = _archive_image(_field(row, image_field, where), base_dir, f"{where} field {image_field!r}")
     return Sample(
         id=row_id,
@@ -306,8 +312,8 @@ def visulogic_sample(
 def visulogic_local(source: str) -> str:
     """A local folder for a VisuLogic source: a hub id is downloaded (``data.jsonl`` and ``images.zip``,
     into the hub cache); a local path is returned as it is."""
-    if Path(source).expanduser().exists() or "/" not in source:
-        return source
+    if Path(source).expanduser().exists() or "/" not in source or source.startswith((".", "/", "~")):
+        return source  # local (or not a hub id: the loader says the path does not exist)
     from huggingface_hub import snapshot_download
 
     return snapshot_download(repo_id=source, repo_type="dataset", allow_patterns=list(VISULOGIC_FILES))
