@@ -1,15 +1,23 @@
-"""Time and agreement: our MathVision scorer vs lmms-eval's built-in one, on 3,040 predictions.
+"""Time and agreement: our MathVision scorer vs lmms-eval's built-in one, on 3,040 responses per set.
 
-Predictions are synthetic but realistic, built from the real ``test.jsonl`` answers
-(deterministic per row): the bare answer, ``<answer>`` blocks, ``\\boxed{}``, "the answer
-is ...", option letters in their usual dresses, option texts, equivalent LaTeX / decimal
-forms, units, tuples and wrong answers. Both scorers see the same text: lmms-eval's
-gets what the official evaluator is given for a V-Thinker response (the ``<answer>``
-content when there is one), ours the full response.
+Two sets of responses, both built from the real ``test.jsonl`` answers (deterministic per row):
+
+- **model-style** (the speed target): chain-of-thought text of a few hundred words with the
+  final answer as a model writes it (``\\boxed{}``, "the answer is ...", ``<think>``/``<answer>``
+  blocks, code cells with sandbox outputs), right or wrong (about a third right), option
+  letters and option texts;
+- **short**: the bare answer and its usual dresses (``<answer>``, ``\\boxed{}``, "the answer
+  is", letters, option texts, LaTeX / decimal forms, units, tuples, wrong answers); these also
+  feed ``tests/scoring/make_official_verdicts.py``.
+
+Ours is the default path users hit (``scoring.score`` -> :func:`score_mathvision`, official
+rules, no math-verify); lmms-eval's gets what the official evaluator is given for a V-Thinker
+response (the ``<answer>`` content when there is one). Both are timed in the same run; the
+script prints rows/s and the ratio. ``--math-verify`` also times ours with the analysis flag.
 
 Usage::
 
-    python benchmarks/score_mathvision.py [--data ../shared/data/mathvision] [--show 10]
+    python benchmarks/score_mathvision.py [--data ../shared/data/mathvision] [--show 10] [--math-verify]
 
 lmms-eval's scorer imports ``latex2sympy2``, whose parser needs ANTLR runtime 4.7.2; the
 eval environment pins 4.11 (for VLMEvalKit), where it cannot load. Then this script
@@ -20,21 +28,22 @@ an ANTLR 4.7.2 runtime first on ``PYTHONPATH`` to measure against the original p
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import logging
+import os
 import random
 import sys
 import time
 import types
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vthinker_plugins.scoring.mathvision import (  # noqa: E402
-    answer_region,
-    extract_mathvision_answer,
-    mathvision_correct,
-)
+from vthinker_plugins.scoring.mathvision import answer_region, score_mathvision  # noqa: E402
 
 LETTERS = "ABCDE"
 
@@ -126,45 +135,155 @@ def build_predictions(rows: list[dict], seed: int = 0) -> list[str]:
     return predictions
 
 
+# --------------------------------------------------------------------------- model-style responses
+
+_STEPS = (
+    "First, I look at the figure carefully and note the given quantities.",
+    "The figure shows {a} equal parts, and each part measures {b} units.",
+    "Let x be the unknown length. From the diagram, x + {a} = {c}, so x = {d}.",
+    "Using the Pythagorean theorem, $a^2 + b^2 = c^2$, we get $\\sqrt{{{a}^2 + {b}^2}}$.",
+    "Counting row by row gives {a} + {b} + {c} = {e} pieces in total.",
+    "The area of the shaded region is the difference of the two areas: ${c} - {a} = {d}$.",
+    "Checking each option against this condition rules out the ones that do not fit.",
+    "By symmetry the two halves are equal, so we only need one of them and then double it.",
+    "Rotating the shape by 90 degrees maps the top edge onto the right edge.",
+    "Hmm, let me double-check the previous step: the numbers are consistent.",
+)
+_CODE = (
+    "<code>\n```python\nfrom PIL import Image, ImageDraw\nimg = Image.open(image_path).convert('RGB')\n"
+    "ImageDraw.Draw(img).line((10, 10, 120, 90), fill='red', width=3)\nimg.save(processed_path)\n"
+    "print(processed_path)\n```\n</code>\n<sandbox_output><image></sandbox_output>\n"
+)
+
+
+def _reasoning(rng: random.Random) -> str:
+    numbers = {k: rng.randint(2, 40) for k in "abcde"}
+    steps = [rng.choice(_STEPS).format(**numbers) for _ in range(rng.randint(4, 9))]
+    return " ".join(steps)
+
+
+def _model_response(said: str, rng: random.Random) -> str:
+    """A chain of thought ending with ``said`` the way a model writes its final answer."""
+    cot = _reasoning(rng)
+    style = rng.randrange(7)
+    if style == 0:
+        return f"{cot}\n\nTherefore, the final answer is $\\boxed{{{said}}}$."
+    if style == 1:
+        return f"{cot}\nSo the answer is {said}."
+    if style == 2:
+        return f"<think>{cot}</think>\n<answer>{said}</answer>"
+    if style == 3:
+        more = _reasoning(rng)
+        return f"<think>{cot}\n{_CODE}The marked figure confirms it. {more}</think><answer>\\boxed{{{said}}}</answer>"
+    if style == 4:
+        return f"{cot} Hence the result is \\boxed{{{said}}}, which I verify once more: \\boxed{{{said}}}."
+    if style == 5:
+        return f"{cot}\n\n**Answer:** {said}"
+    return f"<think>{cot}</think>\nThe correct answer is {said}."
+
+
+def build_model_responses(rows: list[dict], seed: int = 0) -> list[str]:
+    """One model-style response per row: right about a third of the time, else a wrong answer."""
+    responses = []
+    for row in rows:
+        rng = random.Random(f"model-{seed}-{row['id']}")
+        gold, options = str(row["answer"]), list(row.get("options") or [])
+        choice = bool(options) and gold in LETTERS[: len(options)]
+        if rng.random() < 0.35:
+            said = gold
+            if choice and rng.random() < 0.3:
+                said = options[ord(gold) - ord("A")].strip("$")  # the option text instead of the letter
+        elif choice:
+            said = rng.choice([c for c in LETTERS[: len(options)] if c != gold])
+        else:
+            try:
+                said = f"{float(gold) + rng.choice([1, 2, -1, 10]):g}"
+            except ValueError:
+                said = rng.choice(["7", "\\frac{3}{4}", "2\\sqrt{2}", "12"])
+        responses.append(_model_response(said, rng))
+    return responses
+
+
+# --------------------------------------------------------------------------- timing
+
+
+class _CountWarnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+def _time_ours(rows: list[dict], responses: list[str], math_verify: bool) -> tuple[list[bool], float, int]:
+    """Our default scoring path on every response: verdicts, seconds, warnings logged or issued."""
+    counter = _CountWarnings()
+    logging.getLogger().addHandler(counter)
+    try:
+        with warnings.catch_warnings(record=True) as issued:
+            warnings.simplefilter("always")
+            start = time.perf_counter()
+            verdicts = [
+                bool(score_mathvision(resp, str(row["answer"]), row["options"], math_verify=math_verify)["correct"])
+                for row, resp in zip(rows, responses, strict=True)
+            ]
+            seconds = time.perf_counter() - start
+    finally:
+        logging.getLogger().removeHandler(counter)
+    return verdicts, seconds, counter.count + len(issued)
+
+
+def _time_theirs(reference, rows: list[dict], responses: list[str]) -> tuple[list[bool], float]:
+    with contextlib.redirect_stdout(io.StringIO()):  # its "Warning: input is not string" prints
+        start = time.perf_counter()
+        verdicts = [
+            bool(reference(row, [answer_region(resp)])["mathvision_standard_eval"]["scores"][0])
+            for row, resp in zip(rows, responses, strict=True)
+        ]
+        seconds = time.perf_counter() - start
+    return verdicts, seconds
+
+
+def _report(name: str, rows: list[dict], responses: list[str], reference, args: argparse.Namespace) -> None:
+    ours, ours_s, noise = _time_ours(rows, responses, math_verify=False)
+    theirs, theirs_s = _time_theirs(reference, rows, responses)
+    n = len(rows)
+    agree = sum(a == b for a, b in zip(ours, theirs, strict=True))
+    print(f"\n[{name} responses: {n}, mean {sum(map(len, responses)) / n:.0f} chars]")
+    print(f"  ours (score_mathvision, default): {n / ours_s:9.0f} rows/s   accuracy {100 * sum(ours) / n:.2f}%"
+          f"   warnings: {noise}")
+    print(f"  lmms-eval built-in:               {n / theirs_s:9.0f} rows/s   accuracy {100 * sum(theirs) / n:.2f}%")
+    print(f"  ratio (ours / lmms-eval):         {theirs_s / ours_s:9.1f}x")
+    if args.math_verify:
+        _, mv_s, mv_noise = _time_ours(rows, responses, math_verify=True)
+        print(f"  ours with math_verify=True:       {n / mv_s:9.0f} rows/s   warnings: {mv_noise}")
+    print(f"  row agreement:                    {agree}/{n} = {100 * agree / n:.2f}%")
+    shown = 0
+    for row, resp, a, b in zip(rows, responses, ours, theirs, strict=True):
+        if a != b and shown < args.show:
+            shown += 1
+            print(f"    disagree id={row['id']} gold={row['answer']!r} ours={a} lmms-eval={b} "
+                  f"answer={answer_region(resp)[-80:]!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mathvision"))
+    shared = Path(os.environ.get("VTHINKER_SHARED", ROOT.parent / "shared"))
+    parser.add_argument("--data", default=str(shared / "data" / "mathvision"))
     parser.add_argument("--split", default="test", choices=["test", "testmini"])
-    parser.add_argument("--show", type=int, default=10, help="print this many disagreements")
+    parser.add_argument("--show", type=int, default=5, help="print this many disagreements per set")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--math-verify", action="store_true", help="also time ours with the math-verify flag")
     args = parser.parse_args(argv)
 
     path = Path(args.data) / f"{args.split}.jsonl"
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    predictions = build_predictions(rows, args.seed)
     reference, note = load_reference()
-
-    start = time.perf_counter()
-    ours = [
-        mathvision_correct(extract_mathvision_answer(pred, row["options"]), str(row["answer"]), row["options"])
-        for row, pred in zip(rows, predictions, strict=True)
-    ]
-    ours_s = time.perf_counter() - start
-
-    start = time.perf_counter()
-    theirs = [
-        bool(reference(row, [answer_region(pred)])["mathvision_standard_eval"]["scores"][0])
-        for row, pred in zip(rows, predictions, strict=True)
-    ]
-    theirs_s = time.perf_counter() - start
-
-    agree = sum(a == b for a, b in zip(ours, theirs, strict=True))
-    print(f"predictions:            {len(rows)} ({path})")
-    print(f"reference parser:       {note}")
-    print(f"ours (vthinker):        {ours_s:.3f} s   accuracy {100 * sum(ours) / len(ours):.2f}%")
-    print(f"lmms-eval built-in:     {theirs_s:.3f} s   accuracy {100 * sum(theirs) / len(theirs):.2f}%")
-    print(f"speed-up (theirs/ours): {theirs_s / ours_s:.1f}x")
-    print(f"row agreement:          {agree}/{len(rows)} = {100 * agree / len(rows):.2f}%")
-    shown = 0
-    for row, pred, a, b in zip(rows, predictions, ours, theirs, strict=True):
-        if a != b and shown < args.show:
-            shown += 1
-            print(f"  disagree id={row['id']} gold={row['answer']!r} ours={a} lmms-eval={b} pred={pred!r}")
+    print(f"data:             {path} ({len(rows)} rows)")
+    print(f"reference parser: {note}")
+    _report("model-style", rows, build_model_responses(rows, args.seed), reference, args)
+    _report("short", rows, build_predictions(rows, args.seed), reference, args)
     return 0
 
 

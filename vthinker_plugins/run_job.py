@@ -4,6 +4,7 @@
     vthinker run --benchmark vtbench --model /models/V-Thinker-7B --eval
     vthinker run --benchmark mathvision-testmini --data ../shared/data/mathvision \\
         --model openai:gpt-4o --eval --limit 50
+    vthinker run --benchmark wemath --model /models/V-Thinker-7B --eval      # also: visulogic
 
 With no arguments it generates the project's VTBench-format sample (cached in
 ``<output>/data``) and replays its reference code with the ``reference`` oracle
@@ -57,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("what to run")
     g.add_argument("--benchmark", default=None,
                    help="vtbench, vtbench-perception, vtbench-instruction, vtbench-reasoning, mathvision, "
-                        "mathvision-testmini, or a local data path; default: the built-in VTBench-format sample")
+                        "mathvision-testmini, wemath, visulogic, or a local data path; default: the built-in "
+                        "VTBench-format sample")
     g.add_argument("--model", default=None,
                    help="checkpoint path or hub id (transformers), openai:NAME, vllm:PATH, or reference "
                         "(an oracle replaying reference code); default with the built-in sample: reference")
@@ -65,7 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="backend option, repeatable: device=cuda, dtype=bfloat16, max_pixels=4194304, "
                         "max_batch_size=8, base_url=..., api_key=..., mode=turns, script=PATH.jsonl")
     g.add_argument("--data", default=None, help="local copy of a named benchmark (file, folder, save_to_disk)")
-    g.add_argument("--split", default=None, help="dataset split (default: train for VTBench, test/testmini)")
+    g.add_argument("--split", default=None,
+                   help="dataset split (default: train for VTBench and VisuLogic, test/testmini for MathVision, "
+                        "testmini for We-Math)")
     g.add_argument("--limit", type=int, default=None, help="first N samples only")
     g.add_argument("--sample-rows", type=int, default=6, help="rows of the built-in sample (x3 tasks)")
     g = parser.add_argument_group("loop")

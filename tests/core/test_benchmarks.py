@@ -82,7 +82,7 @@ def test_bad_input_names_row_and_field(vtbench_file, tmp_path, mathvision_dir) -
     with pytest.raises(DataError, match="cannot tell the benchmark format"):
         load_benchmark(str(tmp_path / "broken.parquet"))
     assert set(BENCHMARKS) == {"vtbench", "vtbench-perception", "vtbench-instruction", "vtbench-reasoning",
-                               "mathvision", "mathvision-testmini"}
+                               "mathvision", "mathvision-testmini", "wemath", "visulogic"}
 
 
 def test_generic_rows_from_a_path(tmp_path, mathvision_dir) -> None:

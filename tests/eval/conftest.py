@@ -31,7 +31,25 @@ def draw_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def harness_env(vtbench_parquet: Path, mathvision_dir: Path) -> dict[str, str]:
+def wemath_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two We-Math groups (one two-step, one three-step: seven problems) in the hub schema, generated."""
+    from vthinker_plugins.data.wemath_sample import make_wemath_sample
+
+    return make_wemath_sample(tmp_path_factory.mktemp("wemath") / "wemath.parquet", two_step=1, three_step=1)
+
+
+@pytest.fixture(scope="session")
+def visulogic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six VisuLogic puzzles in the hub layout (data.jsonl + images.zip), generated."""
+    from vthinker_plugins.data.visulogic_sample import make_visulogic_sample
+
+    return make_visulogic_sample(tmp_path_factory.mktemp("visulogic") / "VisuLogic", n=6)
+
+
+@pytest.fixture(scope="session")
+def harness_env(
+    vtbench_parquet: Path, mathvision_dir: Path, wemath_parquet: Path, visulogic_dir: Path
+) -> dict[str, str]:
     """Environment of the harness subprocesses: offline, data from local files, no judge."""
     env = dict(os.environ)
     env.update(
@@ -41,6 +59,8 @@ def harness_env(vtbench_parquet: Path, mathvision_dir: Path) -> dict[str, str]:
         TOKENIZERS_PARALLELISM="false",
         VTHINKER_VTBENCH_DATA=str(vtbench_parquet),
         VTHINKER_MATHVISION_DATA=str(mathvision_dir),
+        VTHINKER_WEMATH_DATA=str(wemath_parquet),
+        VTHINKER_VISULOGIC_DATA=str(visulogic_dir),
     )
     for name in ("VTHINKER_JUDGE_URL", "VTHINKER_JUDGE_MODEL", "VTHINKER_LMMS_TASKS", "LMMS_EVAL_PLUGINS"):
         env.pop(name, None)
@@ -107,3 +127,36 @@ def vlmeval_run(
         run = run_command(cmd, env, cwd)
     run.judge_calls = list(calls)
     return run
+
+
+@pytest.fixture(scope="session")
+def lmms_choice_run(
+    tmp_path_factory: pytest.TempPathFactory, main_bin: Path, tiny_model_dir: Path, draw_script: Path,
+    harness_env: dict[str, str],
+) -> Run:
+    """``lmms_eval --tasks vthinker_wemath,vthinker_visulogic --limit 2`` with a fixed image_dir (resumable)."""
+    cwd = tmp_path_factory.mktemp("lmms_choice")
+    cmd = [
+        str(main_bin / "lmms_eval"), "--model", "vthinker",
+        "--model_args", f"pretrained={tiny_model_dir},script={draw_script},device=cpu,image_dir={cwd / 'images'}",
+        "--tasks", "vthinker_wemath,vthinker_visulogic", "--limit", "2", "--output_path", str(cwd / "out"),
+        "--log_samples",
+    ]
+    return run_command(cmd, harness_env, cwd)
+
+
+@pytest.fixture(scope="session")
+def vlmeval_choice_run(
+    tmp_path_factory: pytest.TempPathFactory, main_bin: Path, tiny_model_dir: Path, draw_script: Path,
+    harness_env: dict[str, str],
+) -> Run:
+    """``vthinker vlmeval --data VThinker_WeMath VThinker_VisuLogic --limit 2``; the TSVs are built by the
+    datasets on first use from $VTHINKER_WEMATH_DATA / $VTHINKER_VISULOGIC_DATA into a temp $LMUData."""
+    cwd = tmp_path_factory.mktemp("vlmeval_choice")
+    cmd = [
+        str(main_bin / "vthinker"), "vlmeval", "--data", "VThinker_WeMath", "VThinker_VisuLogic",
+        "--lmudata", str(cwd / "LMUData"), "--model", "V-Thinker-tiny",
+        "--vthinker-model", f"V-Thinker-tiny={tiny_model_dir},device=cpu,script={draw_script}",
+        "--work-dir", str(cwd / "outputs"), "--limit", "2",
+    ]
+    return run_command(cmd, harness_env, cwd)

@@ -35,7 +35,9 @@ def test_wheel_ships_the_lmms_eval_tasks_and_finds_them(tmp_path: Path) -> None:
                    check=True, env=env, capture_output=True)
     wheel = next((tmp_path / "dist").glob("vthinker_plugins-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for task in ("vtbench/vtbench.yaml", "vtbench/_default_template_yaml", "vthinker_mathvision/source_test.jsonl"):
+    for task in ("vtbench/vtbench.yaml", "vtbench/_default_template_yaml", "vthinker_mathvision/source_test.jsonl",
+                 "vthinker_wemath/vthinker_wemath.yaml", "vthinker_wemath/source.jsonl",
+                 "vthinker_visulogic/vthinker_visulogic.yaml", "vthinker_visulogic/source.jsonl"):
         assert any(n.endswith(f"data/share/vthinker-plugins/eval_tasks/lmms_eval/{task}") for n in names), task
 
     prefix = tmp_path / "prefix"

@@ -14,6 +14,7 @@ from vthinker_plugins.scoring.latex_value import latex_value
 from vthinker_plugins.scoring.mathvision import (
     answer_region,
     extract_mathvision_answer,
+    gold_option_text,
     mathvision_correct,
     mathvision_report,
     official_equal,
@@ -78,6 +79,58 @@ def test_without_answer_block_the_whole_response_is_read():
 )
 def test_multiple_choice(response, extracted, correct):
     assert check(response, "C", OPTIONS) == (extracted, correct)
+
+
+LATEX_OPTIONS = ["$\\frac{1}{2}$", "$2 \\sqrt{13}$", "$1: 4: 9$", "$2 \\pi$", "$\\frac{3+\\sqrt{5}}{2}$"]
+
+
+@pytest.mark.parametrize(
+    ("response", "gold", "correct"),
+    [
+        # fractions
+        ("<answer>$\\frac{1}{2}$</answer>", "A", True),
+        ("The answer is \\frac{1}{2}.", "A", True),
+        ("<answer>\\dfrac{1}{2}</answer>", "A", True),
+        ("<answer>0.5</answer>", "A", True),
+        ("<answer>1/2</answer>", "A", True),
+        ("<answer>\\frac{1}{3}</answer>", "A", False),
+        # roots
+        ("<answer>$2 \\sqrt{13}$</answer>", "B", True),
+        ("<answer>2\\sqrt{13}</answer>", "B", True),
+        ("<answer>2\\sqrt13</answer>", "B", False),  # the official clean-up reads \sqrt13 as \sqrt{1}3
+        ("<answer>\\sqrt{52}</answer>", "B", True),  # the same number to 2 decimals
+        ("<answer>7.21</answer>", "B", True),
+        ("<answer>3\\sqrt{13}</answer>", "B", False),
+        ("<answer>\\frac{3+\\sqrt{5}}{2}</answer>", "E", True),
+        # ratios
+        ("<answer>$1: 4: 9$</answer>", "C", True),
+        ("The ratio is 1:4:9, so the answer is $1:4:9$", "C", True),
+        ("<answer>2:4:9</answer>", "C", False),
+        ("<answer>1:9:4</answer>", "C", True),  # a ratio is a quotient: 1/9/4 == 1/4/9
+        # pi
+        ("<answer>\\boxed{2\\pi}</answer>", "D", True),
+        ("So the circumference is $\\boxed{2 \\pi}$.", "D", True),
+        ("<answer>6.28</answer>", "D", True),
+        ("<answer>\\pi</answer>", "D", False),
+        # boxed text of another option, and the letter itself
+        ("\\boxed{\\frac{1}{2}}", "D", False),
+        ("\\boxed{D}", "D", True),
+        ("<answer>(D)</answer>", "D", True),
+    ],
+)
+def test_latex_option_text_names_the_gold_letter(response, gold, correct):
+    """Writing out the text of the right option in LaTeX is right, as the MATH-V evaluator decides."""
+    assert check(response, gold, LATEX_OPTIONS)[1] is correct
+
+
+def test_option_text_rule_leaves_free_form_golds_alone():
+    # The MATH-V evaluator's reading of LaTeX applies to option texts only; free-form golds keep the
+    # recorded rules (a root is not a number there, and $...$ around a gold is kept as written).
+    assert not mathvision_correct("2\\sqrt{13}", "$2 \\sqrt{13}$")
+    assert not mathvision_correct("2\\sqrt{3}", "\\sqrt{12}")
+    assert mathvision_correct("2\\sqrt{13}", "B", LATEX_OPTIONS)
+    assert latex_value("$2 \\sqrt{13}$") is None and latex_value("\\sqrt{4}", math_module=True) == 2.0
+    assert latex_value("\\sqrt{-4}", math_module=True) is None and latex_value("x\\pi", math_module=True) is None
 
 
 # --------------------------------------------------------------------------- free text rules
@@ -185,28 +238,63 @@ def test_latex_value(text, value):
 
 # --------------------------------------------------------------------------- agreement with the official scorer
 
+def _math_v_repository_equal(option: str, answer: str) -> bool:
+    """The MATH-V repository's ``is_equal`` on an option text, as an independent oracle: string match,
+    else both sides parsed by a LaTeX parser that reads ``$...$`` (latex2sympy2_extended, the maintained
+    fork of the parser it imports) and evaluated with Python's math module in scope, 2 decimals."""
+    import math
+
+    from latex2sympy2_extended import latex2sympy
+
+    option, answer = option.lower(), answer.lower()
+    if option.strip() == answer.strip():
+        return True
+    try:
+        value = lambda text: round(eval(str(latex2sympy(text)), vars(math)), 2)  # noqa: E731
+        return value(option) == value(answer)
+    except Exception:  # noqa: BLE001 -- the evaluator's own rule: anything that raises is unequal
+        return False
+
+
 def test_agrees_with_recorded_official_verdicts(mathvision_dir):
     """6,040 verdicts of the official rules (lmms-eval's copy, original latex2sympy2 + ANTLR 4.7.2), recorded
     by make_official_verdicts.py: the benchmark's realistic responses for every test row and random
-    compositions of the phrases, LaTeX and letters the rules react to."""
+    compositions of the phrases, LaTeX and letters the rules react to.
+
+    lmms-eval's copy differs from the MATH-V repository's evaluator on one class of rows: a
+    multiple-choice answer that writes out the text of the right option in LaTeX (``$\\frac{1}{4}$``,
+    ``$2 \\pi$``, ``$3: 2$``). Its parser (latex2sympy2 1.5) fails on the ``$`` around the option and
+    it evaluates without the math module, so it says wrong; the MATH-V evaluator says right, and so do
+    we. Those rows are checked against the MATH-V evaluator's rule instead; every other row must match."""
     rows = {}
     for line in (mathvision_dir / "test.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         rows[row["id"]] = row
     records = [json.loads(line) for line in (DATA / "official_verdicts.jsonl").read_text().splitlines()]
     assert len(records) == 6040
-    disagreements = []
+    disagreements, option_text_rows = [], []
     for record in records:
         row = rows[record["id"]]
-        ours = mathvision_correct(extract_mathvision_answer(record["input"]), str(row["answer"]), row["options"])
-        if ours != record["correct"]:
+        extracted = extract_mathvision_answer(record["input"])
+        ours = mathvision_correct(extracted, str(row["answer"]), row["options"])
+        if ours == record["correct"]:
+            continue
+        option = gold_option_text(str(row["answer"]), row["options"])
+        if ours and option.startswith("$") and _math_v_repository_equal(option, extracted):
+            option_text_rows.append(record["input"])
+        else:
             disagreements.append((record["id"], record["input"], record["correct"]))
     assert not disagreements, disagreements[:10]
+    assert len(option_text_rows) == 57  # the class above, all of them accepted by the MATH-V evaluator
 
 
 def test_math_verify_flag_is_reported_separately():
-    result = score_mathvision("<answer>2\\sqrt{3}</answer>", "\\sqrt{12}")
+    result = score_mathvision("<answer>2\\sqrt{3}</answer>", "\\sqrt{12}", math_verify=True)
     assert result == {"extracted": "2\\sqrt{3}", "correct": False, "correct_math_verify": True}
+    # By default the official verdict does not pay for math-verify: the flag is left unknown on wrong
+    # rows, and is trivially true on right ones.
+    assert score_mathvision("<answer>2\\sqrt{3}</answer>", "\\sqrt{12}")["correct_math_verify"] is None
+    assert score_mathvision("<answer>7</answer>", "7")["correct_math_verify"] is True
 
 
 # --------------------------------------------------------------------------- report layout on the real data

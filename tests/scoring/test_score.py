@@ -161,3 +161,15 @@ def test_missing_fields_are_clear_errors(sample, message):
 def test_broken_annotation_names_the_sample():
     with pytest.raises(ValueError, match="sample bad"):
         score_sample(drawing("vtbench_perception", "bad", annotation=b"not an image"), "", [RIGHT])
+
+
+def test_mathvision_math_verify_flag_only_when_asked():
+    sample = Sample(id="m1", question="q", images=[ORIGINAL], answer="\\sqrt{12}", task="mathvision",
+                    meta={"level": 2, "subject": "algebra"})
+    item = (sample, "<think>t</think><answer>2\\sqrt{3}</answer>")
+    default = score_samples([item], progress=False)
+    assert default[0]["correct"] is False and default[0]["correct_math_verify"] is None
+    assert summarize(default)["mathvision"]["accuracy_math_verify"] is None  # not computed: not reported as 0
+    asked = score_samples([item], progress=False, math_verify=True)
+    assert asked[0]["correct"] is False and asked[0]["correct_math_verify"] is True
+    assert summarize(asked)["mathvision"]["accuracy_math_verify"] == 1.0

@@ -1,17 +1,24 @@
-"""Benchmark loaders: VTBench (three tasks) and MathVision, from the hub or local files.
+"""Benchmark loaders: VTBench (three tasks), MathVision, We-Math and VisuLogic, from the hub or local files.
 
 >>> samples = load_benchmark("mathvision-testmini", data="../shared/data/mathvision", limit=8)
 >>> samples = load_benchmark("vtbench-reasoning")          # We-Math/VTBench from the hub
+>>> samples = load_benchmark("wemath")                     # We-Math/We-Math, testmini
+>>> samples = load_benchmark("visulogic", data="VisuLogic.tsv")  # VLMEvalKit's TSV
 >>> samples = load_benchmark("path/to/my_vtbench.parquet")  # format detected from the columns
 
-A local ``data`` may be a parquet/jsonl file, a folder of them (the MATH-V GitHub
-layout with ``test.jsonl``/``testmini.jsonl`` and ``images/`` loads as is), or a
-``save_to_disk`` folder. Rows are decoded lazily, so ``limit`` keeps loading cheap.
+A local ``data`` may be a parquet/jsonl/json/TSV file, a folder of them (the MATH-V GitHub
+layout with ``test.jsonl``/``testmini.jsonl`` and ``images/``, the We-Math GitHub layout
+with ``testmini.json`` and its image folders, and the VisuLogic hub layout with
+``data.jsonl`` and ``images.zip`` load as they are), or a ``save_to_disk`` folder. A
+VLMEvalKit TSV (base64 ``image`` column) loads too. Rows are decoded lazily, so ``limit``
+keeps loading cheap.
 """
 
 from __future__ import annotations
 
+import re
 import string
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +28,13 @@ from vthinker_plugins.sample import Sample
 
 VTBENCH_HUB_ID = "We-Math/VTBench"
 MATHVISION_HUB_ID = "MathLLMs/MathVision"
+WEMATH_HUB_ID = "We-Math/We-Math"
+VISULOGIC_HUB_ID = "VisuLogic/VisuLogic"
+#: The VisuLogic hub repository is a ``data.jsonl`` plus an ``images.zip`` (no datasets loading script).
+VISULOGIC_FILES = ("data.jsonl", "images.zip")
+
+WEMATH_LETTERS = "ABCDEFGH"
+VISULOGIC_LETTERS = "ABCD"
 
 #: The three VTBench tasks: (task name, question column, answer column, annotation column, round limit).
 VTBENCH_TASKS = (
@@ -40,6 +54,14 @@ REQUIRED_COLUMNS = {
     "vtbench": ("id", "image", "annotation_instruction", "annotation_perception", "question_reasoning",
                 "answer_reasoning", "question_perception", "question_instruction", "answer_instruction"),
     "mathvision": ("id", "question", "answer"),
+    "wemath": ("ID", "question", "answer", "key"),
+    "visulogic": ("question",),
+}
+#: Columns of which a format needs one (the hub's name first, then VLMEvalKit's TSV name).
+ONE_OF_COLUMNS = {
+    "mathvision": (("image", "decoded_image"),),
+    "wemath": (("image_path", "image"), ("option", "A")),
+    "visulogic": (("image_path", "image"), ("label", "answer")),
 }
 
 #: name -> (default source, split, task filter)
@@ -50,7 +72,14 @@ BENCHMARKS: dict[str, tuple[str, str | None, str | None]] = {
     "vtbench-reasoning": (VTBENCH_HUB_ID, "train", "vtbench_reasoning"),
     "mathvision": (MATHVISION_HUB_ID, "test", None),
     "mathvision-testmini": (MATHVISION_HUB_ID, "testmini", None),
+    "wemath": (WEMATH_HUB_ID, "testmini", None),
+    "visulogic": (VISULOGIC_HUB_ID, "train", None),
 }
+
+
+def benchmark_format(name: str) -> str:
+    """The row format of a named benchmark: ``vtbench``, ``mathvision``, ``wemath`` or ``visulogic``."""
+    return name.split("-", 1)[0]
 
 
 def _field(row: dict[str, Any], name: str, where: str) -> Any:
@@ -159,6 +188,137 @@ def mathvision_sample(
     )
 
 
+_WEMATH_KEY_RE = re.compile(r"(\d+)steps_(\d+|multi)")
+_OPTION_SPLIT_RE = re.compile(r"(?:^|;)\s*([A-H])\s*[.:]\s*")
+
+
+def _letter(row: dict[str, Any], names: tuple[str, ...], letters: str, where: str) -> str:
+    """The gold option letter from the first present column of ``names``."""
+    name = next((n for n in names if n in row), names[0])
+    value = _field(row, name, where)
+    letter = "" if value is None else str(value).strip()
+    if len(letter) != 1 or letter not in letters:
+        raise DataError(f"{where}: field {name!r} must be one option letter of {', '.join(letters)}, got {value!r}")
+    return letter
+
+
+def wemath_options(row: dict[str, Any], where: str = "wemath row") -> list[str]:
+    """The option texts of a We-Math row, in letter order: from the hub's ``option`` string
+    (``"A. 3 cm;B. 4 cm; C. ...; E. No correct answer"``) or VLMEvalKit's ``A``...``H`` columns."""
+    columns = [row.get(letter) for letter in WEMATH_LETTERS]
+    if "option" not in row and columns[0] is not None:
+        present = [c for c in columns if c is not None and not (isinstance(c, float) and c != c) and str(c).strip()]
+        return [str(c).strip() for c in present]  # (c != c: NaN, an empty cell of a pandas-written file)
+    text = _field(row, "option", where)
+    if not isinstance(text, str) or not text.strip():
+        raise DataError(f"{where}: field 'option' must be a non-empty string, got {text!r}")
+    pieces = _OPTION_SPLIT_RE.split(text.strip())
+    letters, texts = pieces[1::2], [t.strip().rstrip(";").strip() for t in pieces[2::2]]
+    if pieces[0].strip() or letters != list(WEMATH_LETTERS[: len(letters)]) or len(letters) < 2:
+        raise DataError(f"{where}: field 'option' is not a list of lettered options 'A. ...; B. ...': {text!r}")
+    return texts
+
+
+def choices_question(question: str, options: list[str]) -> str:
+    """A question with its options listed one per line as ``A. text``."""
+    listed = "\n".join(f"{letter}. {text}" for letter, text in zip(string.ascii_uppercase, options, strict=False))
+    return f"{question}\nOptions:\n{listed}"
+
+
+def _image_field(row: dict[str, Any]) -> str:
+    """``image`` (VLMEvalKit's base64 cell) when the row has one, else ``image_path`` (the hub's image,
+    or a path relative to the data)."""
+    return "image" if row.get("image") not in (None, "") else "image_path"
+
+
+def wemath_sample_id(group: Any, key: Any) -> str:
+    """A We-Math problem's sample id: its group ``ID`` and the part of the ``key`` after the last ``_``
+    (``2steps_1`` + ``2steps_multi`` -> ``2steps_1-multi``); ``ID`` alone is shared by a group."""
+    return f"{str(group).strip()}-{str(key).strip().rsplit('_', 1)[-1]}"
+
+
+def wemath_sample(row: dict[str, Any], base_dir: str | Path | None = None, *, where: str = "wemath row") -> Sample:
+    """One We-Math row (hub schema, the GitHub ``testmini.json`` or VLMEvalKit's TSV) as a :class:`Sample`.
+
+    ``id`` is ``<ID>-<step>`` (``2steps_1-1``, ``2steps_1-multi``): ``ID`` names the problem group,
+    ``key`` the part (``2steps_1``, ``2steps_2``, ``2steps_multi``); both, and the knowledge concept,
+    go to ``meta`` for the four-dimensional metrics. ``options`` holds the option texts, ``answer``
+    the gold letter.
+    """
+    group = str(_field(row, "ID", where)).strip()
+    where = f"{where} (ID={group})"
+    key = str(_field(row, "key", where)).strip()
+    match = _WEMATH_KEY_RE.fullmatch(key)
+    if not group or match is None:
+        raise DataError(f"{where}: field 'key' must look like '2steps_1', '3steps_multi', got {key!r}")
+    options = wemath_options(row, where)
+    image_field = _image_field(row)
+    image_value = _field(row, image_field, where)
+    return Sample(
+        id=wemath_sample_id(group, key),
+        question=choices_question(_text(row, "question", where), options),
+        images=[to_image(image_value, base_dir, where=f"{where} field {image_field!r}")],
+        answer=_letter(row, ("answer",), WEMATH_LETTERS[: len(options)], where),
+        options=options,
+        task="wemath",
+        meta={"group": group, "step": key, "knowledge_concept": row.get("knowledge concept"),
+              "question_number": row.get("question number"), "raw_question": row.get("question")},
+    )
+
+
+def _archive_image(value: Any, base_dir: str | Path | None, where: str) -> Any:
+    """A relative image path that is not a file under ``base_dir`` but a member of its ``images.zip``
+    (the VisuLogic hub layout) becomes that member's bytes; anything else is returned as it is."""
+    if not isinstance(value, str) or base_dir is None or (Path(base_dir) / value).exists():
+        return value
+    archive = Path(base_dir) / "images.zip"
+    if not archive.is_file():
+        return value
+    member = value.strip().removeprefix("./")
+    with zipfile.ZipFile(archive) as zf:
+        try:
+            return zf.read(member)
+        except KeyError:
+            raise DataError(f"{where}: image {member!r} is neither a file under {base_dir} nor in {archive}") from None
+
+
+def visulogic_sample(
+    row: dict[str, Any], base_dir: str | Path | None = None, *, index: int = 0, where: str = "visulogic row"
+) -> Sample:
+    """One VisuLogic row (hub ``data.jsonl`` with ``images.zip``, or VLMEvalKit's TSV) as a :class:`Sample`.
+
+    The four choices are drawn in the image; ``answer`` is the gold letter (hub ``label``, TSV
+    ``answer``), ``meta["category"]`` the reasoning category (hub ``tag``, TSV ``category``).
+    """
+    row_id = str(row.get("id", row.get("index", index)))
+    where = f"{where} (id={row_id})"
+    question = _text(row, "question", where)
+    category = row.get("tag", row.get("category"))
+    if not isinstance(category, str) or not category.strip():
+        raise DataError(f"{where}: field 'tag' (the reasoning category) must be a non-empty string, got {category!r}")
+    image_field = _image_field(row)
+    value = _archive_image(_field(row, image_field, where), base_dir, f"{where} field {image_field!r}")
+    return Sample(
+        id=row_id,
+        question=mathvision_question(question, list(VISULOGIC_LETTERS)),
+        images=[to_image(value, base_dir, where=f"{where} field {image_field!r}")],
+        answer=_letter(row, ("label", "answer"), VISULOGIC_LETTERS, where),
+        options=list(VISULOGIC_LETTERS),
+        task="visulogic",
+        meta={"category": category.strip(), "raw_question": question},
+    )
+
+
+def visulogic_local(source: str) -> str:
+    """A local folder for a VisuLogic source: a hub id is downloaded (``data.jsonl`` and ``images.zip``,
+    into the hub cache); a local path is returned as it is."""
+    if Path(source).expanduser().exists() or "/" not in source or source.startswith((".", "/", "~")):
+        return source  # local (or not a hub id: the loader says the path does not exist)
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(repo_id=source, repo_type="dataset", allow_patterns=list(VISULOGIC_FILES))
+
+
 def generic_sample(row: dict[str, Any], base_dir: str | Path | None = None, *, index: int = 0,
                    where: str = "row") -> Sample:
     """A row with ``question``, ``image`` (or ``images``) and optional ``id``/``answer``/``options``/``task``."""
@@ -184,10 +344,14 @@ def detect_format(columns: Iterable[str]) -> str:
         return "vtbench"
     if {"question", "options", "answer", "level", "subject"} <= cols:
         return "mathvision"
+    if {"ID", "key", "question", "answer"} <= cols and {"option", "A"} & cols:
+        return "wemath"
+    if {"question", "label", "tag", "image_path"} <= cols:
+        return "visulogic"
     if "question" in cols and ({"image", "images"} & cols):
         return "generic"
     raise DataError(f"cannot tell the benchmark format from the columns {sorted(cols)}; expected VTBench, "
-                    "MathVision, or question + image(s) [+ answer, options, id, task]")
+                    "MathVision, We-Math, VisuLogic, or question + image(s) [+ answer, options, id, task]")
 
 
 def _base_dir(source: str) -> Path | None:
@@ -211,12 +375,15 @@ def iter_benchmark(name_or_path: str, data: str | Path | None = None, split: str
         if not Path(source).expanduser().exists():
             raise DataError(f"unknown benchmark {name_or_path!r}: not one of {', '.join(BENCHMARKS)} "
                             "and no such file or folder")
+    if name_or_path in BENCHMARKS and benchmark_format(name_or_path) == "visulogic":
+        source = visulogic_local(source)
+        split = None if Path(source).expanduser().exists() else split
     rows = load_rows(source, split)
     if name_or_path in BENCHMARKS:
-        fmt = "vtbench" if name_or_path.startswith("vtbench") else "mathvision"
-        missing = sorted(set(REQUIRED_COLUMNS[fmt]) - set(rows.column_names))
-        if fmt == "mathvision" and not ({"image", "decoded_image"} & set(rows.column_names)):
-            missing.append("image")
+        fmt = benchmark_format(name_or_path)
+        columns = set(rows.column_names)
+        missing = sorted(set(REQUIRED_COLUMNS[fmt]) - columns)
+        missing += [" or ".join(names) for names in ONE_OF_COLUMNS.get(fmt, ()) if not set(names) & columns]
         if missing:
             raise DataError(f"{source}: missing column(s) {missing} for benchmark {name_or_path!r} "
                             f"(columns: {sorted(rows.column_names)})")
@@ -231,6 +398,10 @@ def iter_benchmark(name_or_path: str, data: str | Path | None = None, split: str
                     yield sample
         elif fmt == "mathvision":
             yield mathvision_sample(row, base, where=where)
+        elif fmt == "wemath":
+            yield wemath_sample(row, base, where=where)
+        elif fmt == "visulogic":
+            yield visulogic_sample(row, base, index=i, where=where)
         else:
             yield generic_sample(row, base, index=i, where=where)
 
@@ -245,11 +416,12 @@ def load_benchmark(
 
     Args:
         name_or_path: ``vtbench``, ``vtbench-perception``, ``vtbench-instruction``,
-            ``vtbench-reasoning``, ``mathvision``, ``mathvision-testmini``, or a local
-            file/folder whose format is detected from its columns.
+            ``vtbench-reasoning``, ``mathvision``, ``mathvision-testmini``, ``wemath``,
+            ``visulogic``, or a local file/folder whose format is detected from its columns.
         data: local copy of a named benchmark (file, folder or ``save_to_disk`` folder);
             default: the hub id.
-        split: override the default split (``train`` for VTBench, ``test``/``testmini`` for MathVision).
+        split: override the default split (``train`` for VTBench and VisuLogic, ``test``/``testmini``
+            for MathVision, ``testmini`` for We-Math).
         limit: keep the first ``limit`` samples.
     """
     if limit is not None and limit < 0:

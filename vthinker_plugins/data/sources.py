@@ -2,12 +2,14 @@
 
 One source string covers the three places data lives:
 - a Hugging Face hub id (``We-Math/VTBench``), when the machine can reach the hub;
-- a local parquet / jsonl / json / csv file, or a folder of them;
+- a local parquet / jsonl / json / csv / tsv file (VLMEvalKit's TSVs included), or a folder of them;
 - a folder written by ``datasets.Dataset.save_to_disk``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import re
 from collections.abc import Iterable
@@ -16,7 +18,8 @@ from typing import Any
 
 from PIL import Image
 
-_EXT_BUILDER = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv", ".arrow": "arrow"}
+_EXT_BUILDER = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv",
+                ".arrow": "arrow"}
 
 
 class DataError(ValueError):
@@ -56,7 +59,7 @@ def _data_files(path: Path, split: str | None) -> tuple[str, list[str]]:
         if not files:
             raise DataError(f"{path}: no parquet/jsonl/json/csv/arrow files found")
     builders = {_EXT_BUILDER.get(p.suffix) for p in files}
-    if None in builders or len(builders) != 1:
+    if None in builders or len(builders) != 1 or len({p.suffix for p in files} & {".csv", ".tsv"}) > 1:
         raise DataError(f"{path}: mixed or unsupported file types {sorted(p.suffix for p in files)}")
     return builders.pop(), [str(p) for p in files]
 
@@ -79,6 +82,9 @@ def load_rows(source: str | Path, split: str | None = None, *, streaming: bool =
         return loaded.to_iterable_dataset() if streaming else loaded
     if path.exists():
         builder, files = _data_files(path, split)
+        if files[0].endswith(".tsv"):
+            # VLMEvalKit's TSVs: tab-separated, cells read as text (an "NA" answer stays "NA").
+            kwargs = {"delimiter": "\t", "keep_default_na": False, **kwargs}
         return datasets.load_dataset(builder, data_files=files, split="train", streaming=streaming, **kwargs)
     if "/" not in str(source) or str(source).startswith((".", "/", "~")):
         raise DataError(f"{source}: no such file or folder (and not a hub id like 'We-Math/VTBench')")
@@ -97,6 +103,8 @@ def to_image(value: Any, base_dir: str | Path | None = None, *, where: str = "im
             return to_image(value["path"], base_dir, where=where)
     elif isinstance(value, (bytes, bytearray)):
         image = Image.open(io.BytesIO(value))
+    elif isinstance(value, str) and (encoded := _base64_bytes(value)) is not None:
+        image = Image.open(io.BytesIO(encoded))  # VLMEvalKit's TSV image cells
     elif isinstance(value, (str, Path)) and str(value):
         path = Path(value)
         if not path.is_absolute() and base_dir is not None:
@@ -111,6 +119,24 @@ def to_image(value: Any, base_dir: str | Path | None = None, *, where: str = "im
     except OSError as exc:
         raise DataError(f"{where}: cannot decode image: {exc}") from exc
     return image.convert("RGB") if image.mode not in ("RGB", "L") else image
+
+
+_BASE64_RE = re.compile(r"[A-Za-z0-9+/]{64,}={0,2}")
+#: Leading bytes of the image formats a TSV carries (PNG, JPEG, GIF, WebP/RIFF, BMP).
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM")
+
+
+def _base64_bytes(value: str) -> bytes | None:
+    """The image bytes of a base64 string (a long run of base64 characters decoding to a known image
+    header), ``None`` for anything else (a path)."""
+    text = value.strip()
+    if len(text) < 64 or not _BASE64_RE.fullmatch(text):
+        return None
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return data if data.startswith(_IMAGE_MAGIC) else None
 
 
 def image_to_png(image: Image.Image) -> bytes:

@@ -11,6 +11,12 @@ task's ``process_docs`` replaces that row by the real data:
 - ``VTHINKER_MATHVISION_DATA`` — MathVision: hub id (default ``MathLLMs/MathVision``)
   or a local MATH-V folder (``test.jsonl``, ``testmini.jsonl``, ``images/``, as in
   ``../shared/data/mathvision``); relative image paths resolve against that folder.
+- ``VTHINKER_WEMATH_DATA`` — We-Math testmini: hub id (default ``We-Math/We-Math``), a local
+  parquet/json file or folder in the hub schema (the GitHub ``testmini.json`` with its image
+  folders too), or VLMEvalKit's ``WeMath.tsv``.
+- ``VTHINKER_VISULOGIC_DATA`` — VisuLogic: hub id (default ``VisuLogic/VisuLogic``, downloaded
+  as its ``data.jsonl`` and ``images.zip``), a local folder in that layout, or VLMEvalKit's
+  ``VisuLogic.tsv``.
 
 A YAML of your own that ``include:``\\ s ours and sets ``dataset_kwargs.data_files``
 to real data (not a source file) also works: ``process_docs`` then keeps the data as
@@ -47,8 +53,9 @@ VTBENCH_KINDS = ("vtbench_perception", "vtbench_instruction", "vtbench_reasoning
 # --------------------------------------------------------------------------- data
 
 
-def _resolve_source(stub: Any) -> tuple[Any, str]:
-    """Load the real data named by a source file (or keep real data as is); returns (dataset, base_dir)."""
+def _resolve_source(stub: Any, fmt: str | None = None) -> tuple[Any, str]:
+    """Load the real data named by a source file (or keep real data as is); returns (dataset, base_dir).
+    ``fmt="visulogic"``: a hub id is first downloaded in its hub layout (``data.jsonl``, ``images.zip``)."""
     from vthinker_plugins.data.sources import load_rows
 
     if SOURCE_COLUMN not in stub.column_names:
@@ -59,6 +66,10 @@ def _resolve_source(stub: Any) -> tuple[Any, str]:
     env = row.get("env") or ""
     source = os.environ.get(env, "").strip() or row[SOURCE_COLUMN]
     split = row.get("split") or None
+    if fmt == "visulogic":
+        from vthinker_plugins.data.benchmarks import visulogic_local
+
+        source, split = visulogic_local(source), None
     dataset = load_rows(source, split)
     path = Path(source).expanduser()
     base_dir = str((path if path.is_dir() else path.parent).resolve()) if path.exists() else ""
@@ -67,10 +78,16 @@ def _resolve_source(stub: Any) -> tuple[Any, str]:
     return dataset, base_dir
 
 
-def _tag(dataset: Any, task: str, key_prefix: str, base_dir: str) -> Any:
-    if "id" not in dataset.column_names:
-        raise ValueError(f"{key_prefix}: the data has no 'id' column (columns: {dataset.column_names})")
-    ids = [str(x) for x in dataset["id"]]
+def _tag(dataset: Any, task: str, key_prefix: str, base_dir: str, ids: list[str] | None = None) -> Any:
+    if ids is None:
+        if "id" not in dataset.column_names:
+            raise ValueError(f"{key_prefix}: the data has no 'id' column (columns: {dataset.column_names})")
+        ids = [str(x) for x in dataset["id"]]
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise ValueError(f"{key_prefix}: duplicate sample id {i!r} in the data")
+        seen.add(i)
     for name in (TASK_COLUMN, KEY_COLUMN, BASE_DIR_COLUMN):
         if name in dataset.column_names:
             dataset = dataset.remove_columns(name)
@@ -115,6 +132,30 @@ def mathvision_testmini_docs(dataset: Any) -> Any:
     return _mathvision_docs(dataset, "vthinker_mathvision_testmini")
 
 
+def _column(data: Any, names: tuple[str, ...], task: str) -> list[Any]:
+    for name in names:
+        if name in data.column_names:
+            return list(data[name])
+    raise ValueError(f"{task}: the data has no {' or '.join(map(repr, names))} column (columns: {data.column_names})")
+
+
+def wemath_docs(dataset: Any) -> Any:
+    """``process_docs`` of ``vthinker_wemath``: ids are ``<ID>-<part>`` (``ID`` names a problem group)."""
+    from vthinker_plugins.data.benchmarks import wemath_sample_id
+
+    data, base_dir = _resolve_source(dataset)
+    ids = [wemath_sample_id(g, k) for g, k in zip(_column(data, ("ID",), "vthinker_wemath"),
+                                                   _column(data, ("key",), "vthinker_wemath"), strict=True)]
+    return _tag(data, "wemath", "vthinker_wemath", base_dir, ids)
+
+
+def visulogic_docs(dataset: Any) -> Any:
+    """``process_docs`` of ``vthinker_visulogic`` (hub ``id``, or a TSV's ``index``)."""
+    data, base_dir = _resolve_source(dataset, "visulogic")
+    ids = [str(i) for i in _column(data, ("id", "index"), "vthinker_visulogic")]
+    return _tag(data, "visulogic", "vthinker_visulogic", base_dir, ids)
+
+
 # --------------------------------------------------------------------------- doc -> sample
 
 
@@ -134,6 +175,14 @@ def doc_to_sample(doc: dict[str, Any]) -> Sample:
         from vthinker_plugins.data.benchmarks import mathvision_sample
 
         return mathvision_sample(doc, doc.get(BASE_DIR_COLUMN) or None)
+    if task == "wemath":
+        from vthinker_plugins.data.benchmarks import wemath_sample
+
+        return wemath_sample(doc, doc.get(BASE_DIR_COLUMN) or None, where=where)
+    if task == "visulogic":
+        from vthinker_plugins.data.benchmarks import visulogic_sample
+
+        return visulogic_sample(doc, doc.get(BASE_DIR_COLUMN) or None, where=where)
     raise ValueError(f"{where}: not a V-Thinker task doc (no '{TASK_COLUMN}' column; was process_docs set?)")
 
 
@@ -222,10 +271,20 @@ def mathvision_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any
     return _results(doc, results, ("accuracy",))
 
 
+def wemath_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
+    """``process_results`` of ``vthinker_wemath``."""
+    return _results(doc, results, ("accuracy", "wemath_strict", "wemath_loose"))
+
+
+def visulogic_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
+    """``process_results`` of ``vthinker_visulogic``."""
+    return _results(doc, results, ("accuracy",))
+
+
 # --------------------------------------------------------------------------- aggregation
 
 #: What the metrics other than the first carry per doc (enough for their aggregation).
-_SLIM_FIELDS = ("id", "task", "correct", "judge", "judge_status", "pixel", "score")
+_SLIM_FIELDS = ("id", "task", "correct", "judge", "judge_status", "pixel", "score", "group", "step", "category")
 
 
 def _verdicts(items: list[Any]) -> list[dict[str, Any]]:
@@ -266,35 +325,83 @@ def aggregate_agreement(items: list[Any]) -> float | None:
     return _percent(_task_metrics(items).get("judge_pixel_agreement"))
 
 
+def _write_layouts(items: list[Any], args: Any, kind: str, layout: Any, title: str) -> None:
+    """Log ``layout(verdicts)`` of every task among ``items`` and write it to :func:`scores_path`."""
+    from loguru import logger
+
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for verdict in _verdicts(items):
+        by_task[str(verdict.get("key") or kind).split(":", 1)[0]].append(verdict)
+    for task, group in by_task.items():
+        report = layout(group)
+        logger.info(f"{task} ({title}): {json.dumps(report)}")
+        path = scores_path(args, task, f"{kind}_scores")
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(report, indent=1), encoding="utf-8")
+            logger.info(f"{task}: {title} written to {path}")
+
+
 def aggregate_mathvision(items: list[Any], args: Any = None) -> float | None:
     """Overall MathVision accuracy (percent); the official per-level / per-subject layout
     (``-all``, ``-level1``, ``-level1_<subject>``, ...) is logged and written to
     ``<output_path>/<model>/<date>_<task>_mathvision_scores.json`` (:func:`mathvision_scores_path`)."""
-    from loguru import logger
-
     from vthinker_plugins.scoring import mathvision_report
 
-    verdicts = _verdicts(items)
-    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for verdict in verdicts:
-        by_task[str(verdict.get("key") or "mathvision").split(":", 1)[0]].append(verdict)
-    for task, group in by_task.items():
-        layout = mathvision_report(group)
-        logger.info(f"{task} (official MATH-V layout): {json.dumps(layout)}")
-        path = mathvision_scores_path(args, task)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(layout, indent=1), encoding="utf-8")
-            logger.info(f"{task}: official MATH-V layout written to {path}")
+    _write_layouts(items, args, "mathvision", mathvision_report, "official MATH-V layout")
+    return _percent(_task_metrics(items).get("accuracy"))
+
+
+def aggregate_wemath(items: list[Any], args: Any = None) -> float | None:
+    """Per-problem We-Math accuracy (percent); the official four-dimensional layout (``Score (Strict)``,
+    ``InsufficientKnowledge (Strict)``, ..., ``One-step(S1)``, ...) is logged and written to
+    ``<output_path>/<model>/<date>_<task>_wemath_scores.json``."""
+    from loguru import logger
+
+    from vthinker_plugins.scoring import wemath_report, wemath_scores
+
+    _write_layouts(items, args, "wemath", wemath_report, "official We-Math layout")
+    scores = wemath_scores(_verdicts(items))
+    if scores["incomplete_groups"]:
+        logger.warning(f"vthinker_wemath: {scores['incomplete_groups']} of {scores['groups']} problem groups lack a "
+                       "part (--limit?); the four dimensions are only meaningful over whole groups")
+    return _percent(_task_metrics(items).get("accuracy"))
+
+
+def aggregate_wemath_strict(items: list[Any]) -> float | None:
+    """We-Math score (percent), strict variant: (N - 0.5 IG - RM_strict - IK) / N over the N groups."""
+    from vthinker_plugins.scoring import wemath_scores
+
+    return _percent(wemath_scores(_verdicts(items))["score_strict"])
+
+
+def aggregate_wemath_loose(items: list[Any]) -> float | None:
+    """We-Math score (percent), loose variant."""
+    from vthinker_plugins.scoring import wemath_scores
+
+    return _percent(wemath_scores(_verdicts(items))["score_loose"])
+
+
+def aggregate_visulogic(items: list[Any], args: Any = None) -> float | None:
+    """VisuLogic accuracy (percent); the accuracy per reasoning category is logged and written to
+    ``<output_path>/<model>/<date>_<task>_visulogic_scores.json``."""
+    from vthinker_plugins.scoring import visulogic_report
+
+    _write_layouts(items, args, "visulogic", visulogic_report, "VisuLogic accuracy per category")
     return _percent(_task_metrics(items).get("accuracy"))
 
 
 def mathvision_scores_path(args: Any, task: str) -> Path | None:
-    """Where :func:`aggregate_mathvision` writes ``task``'s layout, named the way lmms-eval names its
-    own result files: ``<output_path>/<model name, sanitised>/<date>_<task>_mathvision_scores.json``
-    beside ``<date>_results.json`` (the model name is the ``pretrained=`` ... of ``--model_args``, as
-    lmms-eval's evaluation tracker takes it), so models sharing an ``--output_path`` and runs of one
-    model keep separate files. ``None`` without ``--output_path``."""
+    """Where :func:`aggregate_mathvision` writes ``task``'s layout (:func:`scores_path`)."""
+    return scores_path(args, task, "mathvision_scores")
+
+
+def scores_path(args: Any, task: str, suffix: str) -> Path | None:
+    """Where a task's official layout goes, named the way lmms-eval names its own result files:
+    ``<output_path>/<model name, sanitised>/<date>_<task>_<suffix>.json`` beside ``<date>_results.json``
+    (the model name is the ``pretrained=`` ... of ``--model_args``, as lmms-eval's evaluation tracker
+    takes it), so models sharing an ``--output_path`` and runs of one model keep separate files.
+    ``None`` without ``--output_path``."""
     from lmms_eval.loggers.evaluation_tracker import GeneralConfigTracker
     from lmms_eval.utils import get_datetime_str, sanitize_model_name
 
@@ -305,4 +412,4 @@ def mathvision_scores_path(args: Any, task: str) -> Path | None:
     model_name = GeneralConfigTracker._get_model_name(model_args) if isinstance(model_args, str) else ""
     timezone = getattr(args, "timezone", None)
     date_id = (get_datetime_str(timezone=timezone) if timezone else get_datetime_str()).replace(":", "-")
-    return Path(output_path) / sanitize_model_name(model_name) / f"{date_id}_{task}_mathvision_scores.json"
+    return Path(output_path) / sanitize_model_name(model_name) / f"{date_id}_{task}_{suffix}.json"

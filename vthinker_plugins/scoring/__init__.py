@@ -2,6 +2,7 @@
 
 - :func:`answers_match` — rule-based answer equivalence (math-verify, option letters/texts).
 - :mod:`.mathvision` — the official MATH-V rules and report layout, written for this project.
+- :mod:`.wemath` / :mod:`.visulogic` — the official We-Math (four dimensions) and VisuLogic rules and reports.
 - :class:`Judge` — async OpenAI-compatible 0/1 judge (images, answers, consistency), retried and cached.
 - :func:`pixel_metric` — judge-free VTBench perception/instruction score from the images.
 - :func:`score_sample` / :func:`ascore_sample` / :func:`score_samples` / :func:`summarize` — per-task verdicts
@@ -18,6 +19,8 @@ from vthinker_plugins.scoring.mathvision import (
 )
 from vthinker_plugins.scoring.pixel_metric import PixelMetricConfig, PixelScore, pixel_metric
 from vthinker_plugins.scoring.score import ascore_sample, score_sample, score_samples, summarize
+from vthinker_plugins.scoring.visulogic import extract_visulogic_answer, score_visulogic, visulogic_report
+from vthinker_plugins.scoring.wemath import extract_wemath_answer, score_wemath, wemath_report, wemath_scores
 
 __all__ = [
     "DEFAULT_JUDGE_PROMPTS",
@@ -29,6 +32,8 @@ __all__ = [
     "ascore_sample",
     "choice_letter",
     "extract_mathvision_answer",
+    "extract_visulogic_answer",
+    "extract_wemath_answer",
     "mathvision_correct",
     "mathvision_report",
     "parse_judgement",
@@ -36,5 +41,10 @@ __all__ = [
     "score_mathvision",
     "score_sample",
     "score_samples",
+    "score_visulogic",
+    "score_wemath",
     "summarize",
+    "visulogic_report",
+    "wemath_report",
+    "wemath_scores",
 ]

@@ -15,10 +15,19 @@ implements directly (own recursive-descent parser, no SymPy, no ANTLR):
 - Python number types follow the printed text: integer arithmetic stays ``int``,
   a division or a non-integral decimal makes a ``float`` (this matters where the
   evaluator compares tuples as text, e.g. ``(2.0,1)`` vs ``(2,1)``).
+
+That is the evaluator as lmms-eval ships it (``latex2sympy2`` 1.5). The MATH-V
+repository's own evaluator differs in two ways, both modelled by ``math_module=True``:
+it evaluates with Python's ``math`` module in scope (``from math import *``), so the
+printed ``sqrt(x)`` and ``pi`` are numbers, and its parser (``latex2sympy2`` >= 1.9)
+first drops ``$``, ``~``, ``\\,``, ``\\quad``, ``\\qquad`` and ``\\displaystyle`` and reads
+``\\bigl(``/``\\bigr)`` as parentheses. MathVision's scorer uses that mode for the text
+of a multiple-choice option (``$2 \\sqrt{13}$``, ``$\\frac{1}{2}$``, ``$1: 4: 9$``).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 from functools import lru_cache
@@ -54,6 +63,11 @@ _OPEN_CLOSE = {"(": ")", "{": "}", "[": "]"}
 _STOP_TOKENS = {"c", "r", ")", "]", "}", "&", "\\\\", "'", "_", ".", "matrix", "pmatrix", "bmatrix", "vmatrix"}
 
 
+#: What the MATH-V repository's parser (latex2sympy2 >= 1.9) removes before parsing (``math_module=True``).
+_MATH_MODULE_SPACES = ("\\$", "$", "~", "\\,", "\\quad", "\\qquad", "\\displaystyle")
+_MATH_MODULE_PARENS = (("\\bigl(", "("), ("\\bigr)", ")"))
+
+
 class _Fail(Exception):
     """The text is not pure arithmetic (the official evaluation would raise)."""
 
@@ -84,9 +98,10 @@ def _check(value: object) -> Number:
 
 
 class _Parser:
-    def __init__(self, tokens: list[tuple[str, str]]):
+    def __init__(self, tokens: list[tuple[str, str]], math_module: bool = False):
         self.tokens = tokens
         self.pos = 0
+        self.math_module = math_module  # sqrt(x) and pi evaluate (see the module doc)
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -117,7 +132,7 @@ class _Parser:
         kind, value = token
         if kind == "letter":  # a symbol: the implicit product is attempted (and fails in atom)
             return value not in _STOP_TOKENS
-        return kind == "num" or value in ("(", "{", "[") or value in _FRAC_COMMANDS or value == "\\sqrt"
+        return kind == "num" or value in ("(", "{", "[") or value in _FRAC_COMMANDS or value in ("\\sqrt", "\\pi")
 
     def term(self) -> Number:
         value = self.unary()
@@ -146,7 +161,7 @@ class _Parser:
         while (token := self.peek()) is not None and token[1] == "^":
             self.pos += 1
             exponent, from_half_literal = self.exponent()
-            if from_half_literal:  # SymPy prints x**0.5 as sqrt(x): not evaluable
+            if from_half_literal and not self.math_module:  # SymPy prints x**0.5 as sqrt(x): a name
                 raise _Fail("sqrt")
             if abs(exponent) > _MAX_EXPONENT:
                 raise _Fail("exponent too large")
@@ -197,21 +212,33 @@ class _Parser:
             numerator = self.braced()
             denominator = self.braced()
             return _divide(numerator, denominator)
+        if text == "\\pi":
+            if not self.math_module:  # printed as the name pi
+                raise _Fail(text)
+            return math.pi
         if text == "\\sqrt":
-            # Only the n-th root form prints as a power (x**(1/n)); \sqrt{x} prints as sqrt(x).
+            # Only the n-th root form prints as a power (x**(1/n)); \sqrt{x} prints as sqrt(x), a name
+            # that only the math module evaluates.
             if self.peek() is None or self.peek()[1] != "[":
-                raise _Fail("sqrt")
+                return self._square_root(self.braced())
             self.take("[")
             index = self.expr()
             self.take("]")
             radicand = self.braced()
             if index == 2:
-                raise _Fail("sqrt")
+                return self._square_root(radicand)
             try:
                 return _check(radicand ** _divide(1, index))
             except (OverflowError, ZeroDivisionError) as exc:
                 raise _Fail("root") from exc
         raise _Fail(text)
+
+    def _square_root(self, radicand: Number) -> float:
+        if not self.math_module:
+            raise _Fail("sqrt")
+        if radicand < 0:
+            raise _Fail("math domain error")
+        return math.sqrt(radicand)
 
     def braced(self) -> Number:
         self.take("{")
@@ -235,16 +262,26 @@ def _percent(value: Number) -> Number:
 
 
 @lru_cache(maxsize=65536)
-def latex_value(text: str) -> Number | None:
+def latex_value(text: str, *, math_module: bool = False) -> Number | None:
     """The number a short LaTeX answer denotes, or ``None`` when it is not pure arithmetic.
+
+    ``math_module=True``: the MATH-V repository evaluator's semantics (module doc), where
+    ``\\sqrt{x}`` and ``\\pi`` are numbers and ``$``/``~``/``\\,`` are ignored.
 
     >>> latex_value("\\\\frac{3}{4}"), latex_value("2^{10}"), latex_value("1,000"), latex_value("2\\\\sqrt{3}")
     (0.75, 1024, 1000, None)
+    >>> round(latex_value("$2 \\\\sqrt{13}$", math_module=True), 4), round(latex_value("2\\\\pi", math_module=True), 4)
+    (7.2111, 6.2832)
     """
     try:
+        if math_module:
+            for old in _MATH_MODULE_SPACES:
+                text = text.replace(old, " ")
+            for old, new in _MATH_MODULE_PARENS:
+                text = text.replace(old, new)
         tokens = _tokenize(text)
         if not tokens:
             return None
-        return _Parser(tokens).parse()
+        return _Parser(tokens, math_module).parse()
     except (_Fail, ValueError, ZeroDivisionError, OverflowError, RecursionError):
         return None

@@ -24,9 +24,17 @@ including its quirks, because reported numbers must agree row by row:
    after evaluating their elements (2 decimals); else when both are pure
    arithmetic (:mod:`.latex_value`) and equal rounded to 2 decimals. The gold
    answer is used as written (it is not cleaned), as in the official scorer.
+   The option text is also compared the way the MATH-V repository's evaluator
+   reads it (``latex_value(..., math_module=True)``): its LaTeX parser ignores the
+   ``$...$`` around an option and evaluates ``\\sqrt``/``\\pi``, so an answer that
+   writes out the right option (``\\frac{1}{2}`` for ``$\\frac{1}{2}$``, ``2\\sqrt{13}``
+   for ``$2 \\sqrt{13}$``, ``1:4:9`` for ``$1: 4: 9$``, ``\\boxed{2\\pi}`` for ``$2 \\pi$``)
+   is right, as the official evaluator decides. (lmms-eval's copy of the evaluator,
+   on ``latex2sympy2`` 1.5 and without ``math`` in scope, rejects those.)
 
 math-verify is deliberately *not* part of these verdicts; :func:`score_mathvision`
-reports a separate ``correct_math_verify`` flag for analysis.
+reports a separate ``correct_math_verify`` flag for analysis, computed only when asked
+(``math_verify=True``): it costs 50-100x the official rules.
 
 The report (:func:`mathvision_report`) uses the official layout: ``hits/total=pct%``
 under ``-all``, ``-level{L}``, ``{subject}``, ``{subject}_level{L}`` and
@@ -205,7 +213,7 @@ def extract_mathvision_answer(response: str, options: Sequence[str] | None = Non
 
 # --------------------------------------------------------------------------- equality
 
-def _tuple_text(text: str) -> str:
+def _tuple_text(text: str, math_module: bool = False) -> str:
     """``(a, b)`` / ``[a, b]`` with every element evaluated and rounded to 2 decimals, as text;
     elements mentioning ``infty`` and the names ``a``/``-a`` stay; unevaluable → unchanged."""
     if len(text) < 2 or (text[0], text[-1]) not in (("(", ")"), ("[", "]")):
@@ -218,15 +226,15 @@ def _tuple_text(text: str) -> str:
         if "infty" in element or element in ("a", "-a"):
             out.append(element)
             continue
-        value = latex_value(element)
+        value = latex_value(element, math_module=math_module)
         if value is None:
             return text
         out.append(str(round(value, 2)))
     return text[0] + ",".join(out) + text[-1]
 
 
-def _rounded(text: str) -> int | float | None:
-    value = latex_value(text)
+def _rounded(text: str, math_module: bool = False) -> int | float | None:
+    value = latex_value(text, math_module=math_module)
     if value is None:
         return None
     try:
@@ -235,20 +243,21 @@ def _rounded(text: str) -> int | float | None:
         return None
 
 
-def official_equal(gold: str, answer: str) -> bool:
-    """MathVision's equality of an extracted answer with one gold string (see module doc)."""
+def official_equal(gold: str, answer: str, *, math_module: bool = False) -> bool:
+    """MathVision's equality of an extracted answer with one gold string (see module doc);
+    ``math_module``: evaluate as the MATH-V repository's evaluator does (:mod:`.latex_value`)."""
     gold, answer = gold.lower(), answer.lower()
     if not gold.replace(" ", "") or not answer.replace(" ", ""):
         return False
     if gold.strip() == answer.strip():
         return True
-    gold, answer = _tuple_text(gold), _tuple_text(answer)
+    gold, answer = _tuple_text(gold, math_module), _tuple_text(answer, math_module)
     if gold == answer:
         return True
-    gold_value = _rounded(gold)
+    gold_value = _rounded(gold, math_module)
     if gold_value is None:
         return False
-    answer_value = _rounded(answer)
+    answer_value = _rounded(answer, math_module)
     return answer_value is not None and gold_value == answer_value
 
 
@@ -262,23 +271,35 @@ def gold_option_text(gold: str, options: Sequence[str] | None) -> str:
     return ""
 
 
+def option_equal(option: str, answer: str) -> bool:
+    """Whether an extracted answer states the text of an option: :func:`official_equal`, or equal
+    as the MATH-V repository's evaluator reads LaTeX option texts (``$2 \\sqrt{13}$``, ``$1: 4: 9$``)."""
+    return official_equal(option, answer) or official_equal(option, answer, math_module=True)
+
+
 def mathvision_correct(extracted: str, gold: str, options: Sequence[str] | None = None) -> bool:
     """Whether an extracted answer is right: equal to the gold answer or to the gold option's text."""
     gold = str(gold)
-    return official_equal(gold, extracted) or official_equal(gold_option_text(gold, options), extracted)
+    return official_equal(gold, extracted) or option_equal(gold_option_text(gold, options), extracted)
 
 
-def score_mathvision(response: str, gold: str, options: Sequence[str] | None = None) -> dict[str, Any]:
+def score_mathvision(
+    response: str, gold: str, options: Sequence[str] | None = None, *, math_verify: bool = False
+) -> dict[str, Any]:
     """Extract and judge one response: ``{"extracted", "correct", "correct_math_verify"}``.
 
-    ``correct`` is the official verdict; ``correct_math_verify`` additionally accepts answers
-    math-verify proves equivalent (e.g. ``2\\sqrt{3}`` for ``\\sqrt{12}``), for analysis only.
+    ``correct`` is the official verdict. ``correct_math_verify`` additionally accepts answers
+    math-verify proves equivalent (e.g. ``2\\sqrt{3}`` for ``\\sqrt{12}``), for analysis only: it is
+    ``True`` where ``correct`` is, and otherwise computed only with ``math_verify=True`` (``None``
+    when not computed), so the official verdict never pays for math-verify.
     """
-    from vthinker_plugins.scoring.answers import answers_match
-
     extracted = extract_mathvision_answer(response, options)
     correct = mathvision_correct(extracted, gold, options)
-    lenient = correct or answers_match(answer_region(response), str(gold), list(options or []))
+    lenient: bool | None = True if correct else None
+    if not correct and math_verify:
+        from vthinker_plugins.scoring.answers import answers_match
+
+        lenient = answers_match(answer_region(response), str(gold), list(options or []))
     return {"extracted": extracted, "correct": correct, "correct_math_verify": lenient}
 
 

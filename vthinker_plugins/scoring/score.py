@@ -6,7 +6,9 @@ A verdict is a plain dict (JSON-ready):
 ``id``, ``task``; ``correct``: ``True``/``False``, or ``None`` when the row could not
 be scored (judge failed, no ground-truth marks); ``extracted``: the answer read from
 the prediction; ``judge``: 1/0/``None``; ``judge_status``: ``ok``/``failed``/``skipped``;
-plus per task: ``level``/``subject``/``correct_math_verify`` (mathvision),
+plus per task: ``level``/``subject``/``correct_math_verify`` (mathvision; computed only with
+``math_verify=True``, else ``None`` on rows the official rules reject), ``group``/``step``/
+``knowledge_concept`` (wemath), ``category`` (visulogic),
 ``rule_correct`` (vtbench_reasoning), ``pixel`` and ``no_image`` (vtbench_perception,
 vtbench_instruction), ``judge_error`` when the judge failed.
 
@@ -15,6 +17,9 @@ Tasks:
 - ``mathvision`` — the official MATH-V rules (:mod:`.mathvision`); ``Sample.options`` are
   the option texts, ``Sample.answer`` the letter or the free-form answer,
   ``meta["level"]``/``meta["subject"]`` feed the official report.
+- ``wemath`` / ``visulogic`` — the official choice rules (:mod:`.wemath`, :mod:`.visulogic`);
+  ``Sample.answer`` is the gold letter, ``meta`` carries the We-Math ``group``/``step`` (its
+  ``ID``/``key``) or the VisuLogic ``category`` for the official reports.
 - ``vtbench_reasoning`` — the ``<answer>`` (or ``\\boxed{}``) is matched with
   :func:`.answers_match`; with a judge, rows the rules reject are re-checked by
   :meth:`.Judge.judge_answer` (``reasoning_judge="fallback"``, the default), or the judge
@@ -45,6 +50,8 @@ from vthinker_plugins.scoring.answers import answers_match
 from vthinker_plugins.scoring.judge import Judge, JudgeResult
 from vthinker_plugins.scoring.mathvision import mathvision_report, score_mathvision
 from vthinker_plugins.scoring.pixel_metric import PixelMetricConfig, pixel_metric
+from vthinker_plugins.scoring.visulogic import score_visulogic, visulogic_report
+from vthinker_plugins.scoring.wemath import score_wemath, wemath_report, wemath_scores
 
 T = TypeVar("T")
 DRAWING_TASKS = ("vtbench_perception", "vtbench_instruction")
@@ -86,10 +93,19 @@ def _need(sample: Sample, what: str, value: Any) -> Any:
     return value
 
 
-async def _score_mathvision(sample: Sample, prediction: str) -> dict[str, Any]:
+async def _score_mathvision(sample: Sample, prediction: str, math_verify: bool) -> dict[str, Any]:
     gold = _need(sample, "answer (Sample.answer)", sample.answer)
-    result = score_mathvision(prediction, str(gold), sample.options)
+    result = score_mathvision(prediction, str(gold), sample.options, math_verify=math_verify)
     return _verdict(sample, **result, level=sample.meta.get("level"), subject=sample.meta.get("subject"))
+
+
+def _score_choice(sample: Sample, prediction: str) -> dict[str, Any]:
+    """We-Math and VisuLogic: the official choice rule against the gold letter."""
+    gold = str(_need(sample, "answer (Sample.answer)", sample.answer))
+    if sample.task == "wemath":
+        return _verdict(sample, **score_wemath(prediction, gold), group=sample.meta.get("group"),
+                        step=sample.meta.get("step"), knowledge_concept=sample.meta.get("knowledge_concept"))
+    return _verdict(sample, **score_visulogic(prediction, gold), category=sample.meta.get("category"))
 
 
 async def _score_reasoning(sample: Sample, prediction: str, judge: Judge | None, policy: str) -> dict[str, Any]:
@@ -146,18 +162,22 @@ async def ascore_sample(
     *,
     pixel_config: PixelMetricConfig | None = None,
     reasoning_judge: str = "fallback",
+    math_verify: bool = False,
 ) -> dict[str, Any]:
     """Score one prediction (the full response text) for ``sample``; see the module doc for the verdict.
 
     ``pixel_config`` tunes the pixel metric; ``reasoning_judge`` (``fallback``/``always``) says when
-    the judge is asked on ``vtbench_reasoning``.
+    the judge is asked on ``vtbench_reasoning``; ``math_verify`` also computes MathVision's
+    ``correct_math_verify`` analysis flag on rows the official rules reject (slow; off by default).
     """
     if reasoning_judge not in REASONING_JUDGE_POLICIES:
         raise ValueError(f"reasoning_judge must be one of {REASONING_JUDGE_POLICIES}, not {reasoning_judge!r}")
     prediction = prediction or ""
     generated_images = list(generated_images or [])
     if sample.task == "mathvision":
-        return await _score_mathvision(sample, prediction)
+        return await _score_mathvision(sample, prediction, math_verify)
+    if sample.task in ("wemath", "visulogic"):
+        return _score_choice(sample, prediction)
     if sample.task == "vtbench_reasoning":
         return await _score_reasoning(sample, prediction, judge, reasoning_judge)
     if sample.task in DRAWING_TASKS:
@@ -176,6 +196,7 @@ def score_sample(
     *,
     pixel_config: PixelMetricConfig | None = None,
     reasoning_judge: str = "fallback",
+    math_verify: bool = False,
 ) -> dict[str, Any]:
     """Synchronous :func:`ascore_sample` (prefer :func:`score_samples` for many rows: it runs judge calls
     concurrently)."""
@@ -183,7 +204,7 @@ def score_sample(
     async def once() -> dict[str, Any]:
         try:
             return await ascore_sample(sample, prediction, generated_images, judge, pixel_config=pixel_config,
-                                       reasoning_judge=reasoning_judge)
+                                       reasoning_judge=reasoning_judge, math_verify=math_verify)
         finally:
             if judge is not None:
                 await judge.aclose()  # the event loop ends with this call; so do its connections
@@ -205,6 +226,7 @@ def score_samples(
     *,
     pixel_config: PixelMetricConfig | None = None,
     reasoning_judge: str = "fallback",
+    math_verify: bool = False,
 ) -> list[dict[str, Any]]:
     """Score many predictions, judge calls running concurrently (bounded by the judge's concurrency).
 
@@ -220,7 +242,7 @@ def score_samples(
 
         async def one(entry: tuple[Sample, str, list[Image.Image]]) -> dict[str, Any]:
             verdict = await ascore_sample(*entry, judge=judge, pixel_config=pixel_config,
-                                          reasoning_judge=reasoning_judge)
+                                          reasoning_judge=reasoning_judge, math_verify=math_verify)
             bar.update(1)
             return verdict
 
@@ -249,7 +271,10 @@ def summarize(verdicts: Iterable[dict[str, Any]]) -> dict[str, Any]:
     ``no_image`` and, where judge and pixel metric both ran, ``judge_pixel_agreement``
     (and ``judge_pixel_n``). ``vtbench_reasoning`` adds ``rule_accuracy``; ``mathvision`` adds
     ``official`` (the MATH-V report layout, unscored rows counted as wrong) and
-    ``accuracy_math_verify``.
+    ``accuracy_math_verify`` (``None`` unless every row's flag was computed: ``math_verify=True``);
+    ``wemath`` adds ``official`` (the We-Math layout: four dimensions, strict and loose, one-/two-/
+    three-step accuracy) and ``four_dimensions`` (the numbers behind it); ``visulogic`` adds
+    ``official`` (accuracy overall and per category; unscored rows count as wrong).
     """
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for verdict in verdicts:
@@ -284,7 +309,13 @@ def summarize(verdicts: Iterable[dict[str, Any]]) -> dict[str, Any]:
             metrics["rule_accuracy"] = _rate(sum(bool(row.get("rule_correct")) for row in rows), len(rows))
         if task == "mathvision":
             metrics["official"] = mathvision_report(rows)
-            metrics["accuracy_math_verify"] = _rate(sum(bool(row.get("correct_math_verify")) for row in rows),
-                                                    len(rows))
+            flags = [row.get("correct_math_verify") for row in rows]
+            metrics["accuracy_math_verify"] = (None if any(flag is None for flag in flags)
+                                               else _rate(sum(map(bool, flags)), len(rows)))
+        if task == "wemath":
+            metrics["official"] = wemath_report(rows)
+            metrics["four_dimensions"] = wemath_scores(rows)
+        if task == "visulogic":
+            metrics["official"] = visulogic_report(rows)
         summary[task] = metrics
     return summary

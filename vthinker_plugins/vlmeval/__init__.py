@@ -2,8 +2,9 @@
 
 Importing this package registers everything (VLMEvalKit has no plugin mechanism):
 the datasets ``VTBench``, ``VTBench_Perception``, ``VTBench_Instruction``,
-``VTBench_Reasoning``, ``VThinker_MathVision``, ``VThinker_MathVision_MINI``
-(:mod:`.datasets`) and the models ``V-Thinker-7B`` / ``VThinkerChat`` (:mod:`.model`).
+``VTBench_Reasoning``, ``VThinker_MathVision``, ``VThinker_MathVision_MINI``,
+``VThinker_WeMath``, ``VThinker_VisuLogic`` (:mod:`.datasets`) and the models ``V-Thinker-7B`` /
+``VThinkerChat`` (:mod:`.model`).
 Run with ``vthinker vlmeval --data VTBench --model V-Thinker-7B`` (:mod:`.launcher`).
 """
 

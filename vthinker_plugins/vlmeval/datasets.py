@@ -1,4 +1,4 @@
-"""VLMEvalKit datasets: VTBench (three tasks and combined) and MathVision in the V-Thinker protocol.
+"""VLMEvalKit datasets: VTBench (three tasks and combined), MathVision, We-Math and VisuLogic in the V-Thinker protocol.
 
 =========================  =============================================================
 dataset name               items
@@ -9,14 +9,19 @@ dataset name               items
 ``VTBench_Reasoning``      interactive reasoning (5 code rounds, answer equivalence)
 ``VThinker_MathVision``    MathVision test (3,040), project's own rule-based scorer
 ``VThinker_MathVision_MINI``  MathVision testmini (304)
+``VThinker_WeMath``        We-Math testmini (1,740 in 525 groups), four-dimensional metrics
+``VThinker_VisuLogic``     VisuLogic (1,000), accuracy overall and per category
 =========================  =============================================================
 
+(VLMEvalKit's own ``WeMath`` and ``VisuLogic`` keep their names and their prompts.)
+
 Data: TSV files under ``$LMUData`` (``VTBench.tsv``, ``VThinker_MathVision.tsv``,
-``VThinker_MathVision_MINI.tsv``; MD5 not checked). When a TSV is missing it is built
-once from ``$VTHINKER_VTBENCH_DATA`` / ``$VTHINKER_MATHVISION_DATA`` (a local parquet,
-jsonl, folder such as ``../shared/data/mathvision``, or ``save_to_disk`` folder) or else
-from the hub ids; :func:`write_vtbench_tsv` and :func:`write_mathvision_tsv` do the
-same explicitly. Images are stored base64 PNG (lossless: the pixel metric compares
+``VThinker_MathVision_MINI.tsv``, ``VThinker_WeMath.tsv``, ``VThinker_VisuLogic.tsv``; MD5
+not checked). When a TSV is missing it is built once from ``$VTHINKER_VTBENCH_DATA`` /
+``$VTHINKER_MATHVISION_DATA`` / ``$VTHINKER_WEMATH_DATA`` / ``$VTHINKER_VISULOGIC_DATA`` (a
+local parquet, jsonl, TSV, folder such as ``../shared/data/mathvision``, or ``save_to_disk``
+folder) or else from the hub ids; :func:`write_vtbench_tsv`, :func:`write_mathvision_tsv`
+and :func:`write_choice_tsv` do the same explicitly. Images are stored base64 PNG (lossless: the pixel metric compares
 drawings with the annotations).
 
 Scoring (``evaluate``) uses :func:`vthinker_plugins.scoring.score_sample` with the judge
@@ -33,7 +38,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 from PIL import Image
@@ -51,6 +56,9 @@ VTBENCH_SUBSETS = {
 }
 MATHVISION_SPLITS = {"VThinker_MathVision": "mathvision", "VThinker_MathVision_MINI": "mathvision-testmini"}
 VTBENCH_ENV, MATHVISION_ENV = "VTHINKER_VTBENCH_DATA", "VTHINKER_MATHVISION_DATA"
+#: Multiple-choice benchmarks: dataset name -> (benchmark name, data variable).
+CHOICE_DATASETS = {"VThinker_WeMath": ("wemath", "VTHINKER_WEMATH_DATA"),
+                   "VThinker_VisuLogic": ("visulogic", "VTHINKER_VISULOGIC_DATA")}
 
 
 # --------------------------------------------------------------------------- TSV files
@@ -137,6 +145,35 @@ def write_mathvision_tsv(
     return _write(rows, path or Path(LMUDataRoot()) / f"{name}.tsv")
 
 
+def write_choice_tsv(dataset: str, source: str | None = None, path: str | Path | None = None) -> Path:
+    """Write ``VThinker_WeMath.tsv`` or ``VThinker_VisuLogic.tsv`` from the hub or local data (default
+    ``$VTHINKER_WEMATH_DATA`` / ``$VTHINKER_VISULOGIC_DATA``, else ``We-Math/We-Math`` /
+    ``VisuLogic/VisuLogic``). Besides ``index, image, question, answer, options`` each row keeps what
+    the official report needs: ``category`` (VisuLogic), ``group``/``step``/``knowledge_concept`` (We-Math)."""
+    from vthinker_plugins.data.benchmarks import iter_benchmark
+
+    benchmark, env = CHOICE_DATASETS[dataset]
+    data = source or os.environ.get(env) or None
+    rows = []
+    for i, sample in enumerate(_progress(iter_benchmark(benchmark, data), f"{dataset} -> TSV")):
+        meta = sample.meta
+        rows.append({
+            "index": i,
+            "id": sample.id,
+            "sample_id": sample.id,
+            "image": _b64_compact(sample.images[0]),
+            "question": sample.question,
+            "answer": sample.answer,
+            "options": json.dumps(sample.options, ensure_ascii=False),
+            "category": meta.get("category", meta.get("knowledge_concept")),
+            "group": meta.get("group"),
+            "step": meta.get("step"),
+            "knowledge_concept": meta.get("knowledge_concept"),
+            "max_rounds": 5,
+        })
+    return _write(rows, path or Path(LMUDataRoot()) / f"{dataset}.tsv")
+
+
 def _write(rows: list[dict[str, Any]], path: str | Path) -> Path:
     path = Path(path)
     if not rows:
@@ -180,6 +217,8 @@ class _VThinkerDataset(ImageBaseDataset):
     TYPE = "VQA"
     MODALITY = "IMAGE"
     DEFAULT_JUDGE = "vthinker"  # our judge is configured by VTHINKER_JUDGE_*, not by VLMEvalKit's --judge
+    #: TSV column -> ``Sample.meta`` key, for what the scorer and its report need.
+    META_COLUMNS: ClassVar[dict[str, str]] = {"level": "level", "category": "subject"}
 
     def load_data(self, dataset: str) -> pd.DataFrame:
         path = Path(LMUDataRoot()) / f"{self._tsv_name(dataset)}.tsv"
@@ -242,9 +281,9 @@ class _VThinkerDataset(ImageBaseDataset):
         meta: dict[str, Any] = {}
         if isinstance(line.get("annotation"), str) and line["annotation"]:
             meta["annotation"] = _b64_image(line["annotation"], f"{where} field 'annotation'")
-        for key in ("level", "category"):
-            if key in line and not pd.isna(line[key]):
-                meta["subject" if key == "category" else key] = line[key]
+        for column, key in self.META_COLUMNS.items():
+            if column in line and not pd.isna(line[column]):
+                meta[key] = line[column]
         return Sample(
             id=info["id"],
             question=str(line["question"]),
@@ -385,9 +424,54 @@ class VThinkerMathVision(_VThinkerDataset):
         return {"Overall": overall, **mathvision_report(verdicts)}
 
 
-DATASET_CLASSES = (VTBenchDataset, VThinkerMathVision)
+class _VThinkerChoice(_VThinkerDataset):
+    """A multiple-choice benchmark scored by the project's own rules (:mod:`vthinker_plugins.scoring`)."""
+
+    def _build_tsv(self, dataset: str, path: Path) -> None:
+        write_choice_tsv(dataset, path=path)
+
+
+class VThinkerWeMath(_VThinkerChoice):
+    """We-Math testmini in the V-Thinker protocol; ``evaluate`` reports the official four-dimensional
+    layout (``Score (Strict)``, ``InsufficientKnowledge (Strict)``, ..., ``One-step(S1)``, ...)."""
+
+    DATASET_URL = dict.fromkeys(("VThinker_WeMath",), "")
+    DATASET_MD5 = dict.fromkeys(("VThinker_WeMath",))
+    META_COLUMNS: ClassVar[dict[str, str]] = {"group": "group", "step": "step",
+                                              "knowledge_concept": "knowledge_concept"}
+
+    def _task_of(self, line: Any) -> str:
+        return "wemath"
+
+    def summarize(self, verdicts: list[dict[str, Any]]) -> dict[str, Any]:
+        from vthinker_plugins.scoring import summarize, wemath_report
+
+        overall = summarize(verdicts).get("wemath", {}).get("accuracy_pct")
+        return {"Overall": overall, **wemath_report(verdicts)}
+
+
+class VThinkerVisuLogic(_VThinkerChoice):
+    """VisuLogic in the V-Thinker protocol; ``evaluate`` reports accuracy overall and per category."""
+
+    DATASET_URL = dict.fromkeys(("VThinker_VisuLogic",), "")
+    DATASET_MD5 = dict.fromkeys(("VThinker_VisuLogic",))
+    META_COLUMNS: ClassVar[dict[str, str]] = {"category": "category"}
+
+    def _task_of(self, line: Any) -> str:
+        return "visulogic"
+
+    def summarize(self, verdicts: list[dict[str, Any]]) -> dict[str, Any]:
+        """``Overall`` (percent) and ``<category>`` accuracies (percent), then the counts per category."""
+        from vthinker_plugins.scoring import visulogic_report
+
+        report = visulogic_report(verdicts)
+        return {**{name: round(entry["acc"], 2) for name, entry in report.items()}, "counts": report}
+
+
+DATASET_CLASSES = (VTBenchDataset, VThinkerMathVision, VThinkerWeMath, VThinkerVisuLogic)
 #: Class names under which the datasets are exposed on ``vlmeval.dataset`` (for ``--config``).
-EXPORTED_NAMES = {"VTBench": VTBenchDataset, "VThinkerMathVision": VThinkerMathVision}
+EXPORTED_NAMES = {"VTBench": VTBenchDataset, "VThinkerMathVision": VThinkerMathVision,
+                  "VThinkerWeMath": VThinkerWeMath, "VThinkerVisuLogic": VThinkerVisuLogic}
 
 
 def register_datasets() -> list[str]:

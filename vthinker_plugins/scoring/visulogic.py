@@ -1,0 +1,112 @@
+"""VisuLogic scoring: the answer rule and the per-category accuracy, written for this project.
+
+**Answer** (:func:`extract_visulogic_answer`). A V-Thinker response answers in ``<answer>``
+(the last block outside sandbox outputs; without one, the whole visible response). From
+that text, as the VisuLogic evaluation reads a choice:
+
+1. *boxed*: the content of the last top-level ``\\boxed{...}`` (a closing brace counts only
+   after a character that is not a backslash or an opening brace), with ``\\text{``, ``\\rm{``,
+   ``\\mathbf{``, ``$`` and every ``}`` removed; if it mentions "letter" or "or" or is longer
+   than two characters, or there is no box, the whole text stands instead (a text shorter
+   than three characters is always taken whole). Stripped, it is the choice if it is one of
+   ``A``-``D``;
+2. *phrase*: else, with ``<|endoftext|>`` removed, a trailing `` C.`` / `` (C).`` or a leading
+   ``C`` / ``(C)`` / ``(C) C`` line means C; else, for each answer phrase in turn ("answer:",
+   "the final answer is:", ..., "the answer should be"), when the (lower-cased) text contains
+   it, the text is cut to what follows its last occurrence, up to the first newline or dot;
+   when that is a letter A-D it is the choice (the cuts accumulate over the phrases); else
+   the text itself when, without ``<|endoftext|>``, it is a letter;
+3. otherwise no choice.
+
+A problem is right when the choice is the gold letter. :func:`visulogic_report` gives the
+accuracy overall and per reasoning category, in the official order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from vthinker_plugins.scoring.mathvision import answer_region
+
+LETTERS = ("A", "B", "C", "D")
+#: The reasoning categories in the order of the official report (others follow, alphabetically).
+CATEGORIES = ("Quantitative Reasoning", "Spatial Reasoning", "Positional Reasoning", "Attribute Reasoning",
+              "Stylistic Reasoning", "Other")
+_BOX_EVENTS_RE = re.compile(r"\\boxed\{|[^\\]\}")
+_BOX_NOISE = ("\\text{", "\\rm{", "\\mathbf{", "$")
+_PHRASES = (
+    "answer:", "the final answer is:", "the answer is option:", "the answer is:", "the correct answer is option:",
+    "the correct answer is:", "the answer should be:", "the final answer is", "the answer is option", "the answer is",
+    "the correct answer is option", "the correct answer is", "the answer should be",
+)
+
+
+def _boxed_or_whole(text: str) -> str:
+    if len(text) < 3:
+        return text
+    depth: list[int] = []
+    last = None
+    for match in _BOX_EVENTS_RE.finditer(text):
+        if match.group().endswith("\\boxed{"):
+            depth.append(match.end())
+        elif depth:
+            start = depth.pop()
+            if not depth:
+                last = text[start : match.start() + 1]
+    if last is None:
+        return text
+    for noise in _BOX_NOISE:
+        last = last.replace(noise, "")
+    last = last.replace("}", "")
+    if "letter" in last.lower() or "or" in last or len(last) > 2:
+        return text
+    return last
+
+
+def _phrase_choice(text: str) -> str | None:
+    text = text.replace("<|endoftext|>", "")
+    for letter in LETTERS:
+        if text.endswith((f" {letter}.", f" ({letter}).")) or text.startswith(
+                (f"{letter}\n", f"({letter})\n", f"({letter}) {letter}\n")):
+            return letter
+    lower = text.lower()
+    for phrase in _PHRASES:
+        if phrase in lower:
+            lower = lower.split(phrase)[-1].strip().split("\n")[0].split(".")[0]
+            if lower.upper() in LETTERS:
+                return lower.upper()
+    return text if text in LETTERS else None  # e.g. "B<|endoftext|>"
+
+
+def extract_visulogic_answer(response: str) -> str | None:
+    """The option letter a response chooses under VisuLogic's rule (module doc), or ``None``."""
+    text = answer_region(response)
+    boxed = _boxed_or_whole(text).strip()
+    if boxed in LETTERS:
+        return boxed
+    return _phrase_choice(text)
+
+
+def score_visulogic(response: str, gold: str) -> dict[str, Any]:
+    """``{"extracted", "correct"}`` for one response."""
+    extracted = extract_visulogic_answer(response)
+    return {"extracted": extracted, "correct": extracted is not None and extracted == str(gold)}
+
+
+def visulogic_report(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{"Overall": {"tot", "hit", "acc"}, <category>: {...}, ...}`` from rows carrying ``correct`` and
+    ``category``; ``acc`` in percent (unrounded), categories in the official order, those without rows left
+    out. Unscored rows (``correct`` ``None``) count as wrong."""
+    tot: dict[str, int] = defaultdict(int)
+    hit: dict[str, int] = defaultdict(int)
+    for row in rows:
+        right = bool(row.get("correct"))
+        for name in ("Overall", str(row.get("category"))):
+            tot[name] += 1
+            hit[name] += right
+    order = ["Overall", *CATEGORIES, *sorted(set(tot) - {"Overall", *CATEGORIES})]
+    return {name: {"tot": tot[name], "hit": hit[name], "acc": 100 * hit[name] / tot[name]}
+            for name in order if tot[name]}
