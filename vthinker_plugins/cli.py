@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth-perception": ("vthinker_plugins.data.synth_perception", "synthesise V-Perception-style data"),
     "grpo": ("vthinker_plugins.trl.grpo", "GRPO training with the sandbox as a multi-turn image tool"),
     "vlmeval": ("vthinker_plugins.vlmeval.launcher", "run VLMEvalKit with the V-Thinker plugin loaded"),
-    "doctor": ("sandbox.__main__", "report the sandbox's active isolation layers"),
+    "doctor": ("sandbox.doctor", "report the sandbox's active isolation layers"),
 }
 
 
