@@ -11,12 +11,14 @@ layout with ``test.jsonl``/``testmini.jsonl`` and ``images/`` loads as is), or a
 
 from __future__ import annotations
 
+import os
 import string
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from vthinker_plugins.data.sources import DataError, load_rows, to_image
+from vthinker_plugins.data.sources import DataError, load_rows, row_locator, to_image
 from vthinker_plugins.sample import Sample
 
 VTBENCH_HUB_ID = "We-Math/VTBench"
@@ -51,6 +53,28 @@ BENCHMARKS: dict[str, tuple[str, str | None, str | None]] = {
     "mathvision": (MATHVISION_HUB_ID, "test", None),
     "mathvision-testmini": (MATHVISION_HUB_ID, "testmini", None),
 }
+
+#: Default source (hub id) -> the environment variable naming a local copy of that benchmark; read by
+#: ``vthinker run`` (when no ``--data`` is given), the lmms-eval tasks and the VLMEvalKit datasets.
+DATA_ENV = {VTBENCH_HUB_ID: "VTHINKER_VTBENCH_DATA", MATHVISION_HUB_ID: "VTHINKER_MATHVISION_DATA"}
+
+
+def data_env(name: str) -> str | None:
+    """The ``VTHINKER_*_DATA`` variable of a named benchmark (``None`` for a path or an unknown name)."""
+    return DATA_ENV.get(BENCHMARKS[name][0]) if name in BENCHMARKS else None
+
+
+def default_data(name: str) -> str | None:
+    """The local copy of a named benchmark that its ``VTHINKER_*_DATA`` variable names, if set."""
+    env = data_env(name)
+    value = os.environ.get(env, "").strip() if env else ""
+    return value or None
+
+
+def local_copy_hint(env: str | None) -> str:
+    """How to use a local copy instead of the hub (the end of a hub error)."""
+    what = "a local copy (parquet/jsonl file, folder, or save_to_disk folder)"
+    return f"set {env} to {what}; vthinker run also takes --data PATH" if env else f"use {what}"
 
 
 def _field(row: dict[str, Any], name: str, where: str) -> Any:
@@ -197,8 +221,10 @@ def _base_dir(source: str) -> Path | None:
     return path if path.is_dir() else None
 
 
-def iter_benchmark(name_or_path: str, data: str | Path | None = None, split: str | None = None) -> Iterator[Sample]:
-    """Samples one by one (lazy); see :func:`load_benchmark`."""
+def iter_benchmark(name_or_path: str, data: str | Path | None = None, split: str | None = None,
+                   per_task_limit: int | None = None) -> Iterator[Sample]:
+    """Samples one by one (lazy); see :func:`load_benchmark`. ``per_task_limit``: the first that many
+    samples of each task (reading stops once every task of a VTBench or MathVision source has them)."""
     if name_or_path in BENCHMARKS:
         default_source, default_split, task = BENCHMARKS[name_or_path]
         source = str(data) if data is not None else default_source
@@ -211,7 +237,7 @@ def iter_benchmark(name_or_path: str, data: str | Path | None = None, split: str
         if not Path(source).expanduser().exists():
             raise DataError(f"unknown benchmark {name_or_path!r}: not one of {', '.join(BENCHMARKS)} "
                             "and no such file or folder")
-    rows = load_rows(source, split)
+    rows = load_rows(source, split, local_hint=local_copy_hint(data_env(name_or_path)))
     if name_or_path in BENCHMARKS:
         fmt = "vtbench" if name_or_path.startswith("vtbench") else "mathvision"
         missing = sorted(set(REQUIRED_COLUMNS[fmt]) - set(rows.column_names))
@@ -223,16 +249,27 @@ def iter_benchmark(name_or_path: str, data: str | Path | None = None, split: str
     else:
         fmt = detect_format(rows.column_names)
     base = _base_dir(source)
+    locate = row_locator(source, split)
+    # The tasks a source holds are known for VTBench (all three, or the one asked for) and MathVision.
+    known = {"vtbench": {task} if task else {t[0] for t in VTBENCH_TASKS}, "mathvision": {"mathvision"}}.get(fmt)
+    taken: Counter[str] = Counter()
     for i, row in enumerate(rows):
-        where = f"{source} row {i}"
+        if per_task_limit is not None:
+            if known is not None and all(taken[t] >= per_task_limit for t in known):
+                return
+            if fmt == "generic" and taken[str(row.get("task") or "generic")] >= per_task_limit:
+                continue
+        where = locate(i)
         if fmt == "vtbench":
-            for sample in vtbench_samples(row, where=where):
-                if task is None or sample.task == task:
-                    yield sample
+            samples = [s for s in vtbench_samples(row, where=where) if task is None or s.task == task]
         elif fmt == "mathvision":
-            yield mathvision_sample(row, base, where=where)
+            samples = [mathvision_sample(row, base, where=where)]
         else:
-            yield generic_sample(row, base, index=i, where=where)
+            samples = [generic_sample(row, base, index=i, where=where)]
+        for sample in samples:
+            if per_task_limit is None or taken[sample.task] < per_task_limit:
+                taken[sample.task] += 1
+                yield sample
 
 
 def load_benchmark(
@@ -250,7 +287,8 @@ def load_benchmark(
         data: local copy of a named benchmark (file, folder or ``save_to_disk`` folder);
             default: the hub id.
         split: override the default split (``train`` for VTBench, ``test``/``testmini`` for MathVision).
-        limit: keep the first ``limit`` samples.
+        limit: keep the first ``limit`` samples of each task (``vtbench``: of each of its three tasks),
+            as lmms-eval's ``--limit`` does per task.
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
@@ -258,11 +296,9 @@ def load_benchmark(
     if limit == 0:
         return samples
     seen: set[str] = set()
-    for sample in iter_benchmark(name_or_path, data, split):
+    for sample in iter_benchmark(name_or_path, data, split, per_task_limit=limit):
         if sample.id in seen:
             raise DataError(f"{data or name_or_path}: duplicate sample id {sample.id!r}")
         seen.add(sample.id)
         samples.append(sample)
-        if limit is not None and len(samples) >= limit:
-            break
     return samples

@@ -84,6 +84,10 @@ def _count_failures() -> list[BaseException]:
     def cli_evaluate_single(args):
         try:
             return original(args)
+        except SystemExit as exc:  # ``--tasks list`` and friends end with sys.exit(): a success
+            if exc.code not in (None, 0):
+                failures.append(exc)
+            raise
         except BaseException as exc:
             failures.append(exc)
             raise
