@@ -48,7 +48,6 @@ import re
 import shutil
 import sys
 import time
-from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -713,15 +712,13 @@ def null_metric_notes(rows: list[dict[str, Any]], metrics: dict[str, Any] | None
             notes.append(f"metrics are empty: no row was scored ({errored} of {len(rows)} ended in an error; "
                          "re-run the same command to retry them)")
         return notes
+    from vthinker_plugins.scoring import null_accuracy_reason
+
     for task, m in metrics.items():
-        if not isinstance(m, dict) or m.get("accuracy") is not None:
+        if not isinstance(m, dict):
             continue
-        verdicts = [r["verdict"] for r in rows if r.get("task") == task and r.get("verdict")]
-        failed = [v for v in verdicts if v.get("judge_status") == "failed"]
-        if failed:
-            errors = Counter(str(v.get("judge_error") or "no reply") for v in failed).most_common(1)[0][0]
-            notes.append(f"{task}: accuracy is null: the judge failed on {len(failed)} of {m.get('n')} row(s) "
-                         f"({errors}); re-run the same command to judge them again")
-        else:
-            notes.append(f"{task}: accuracy is null: none of its {m.get('n')} row(s) could be scored")
+        reason = null_accuracy_reason(m, [r["verdict"] for r in rows if r.get("task") == task and r.get("verdict")])
+        if reason is not None:
+            again = "; re-run the same command to judge them again" if m.get("judge_failed") else ""
+            notes.append(f"{task}: {reason}{again}")
     return notes

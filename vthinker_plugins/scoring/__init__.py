@@ -5,7 +5,7 @@
 - :class:`Judge` — async OpenAI-compatible 0/1 judge (images, answers, consistency), retried and cached.
 - :func:`pixel_metric` — judge-free VTBench perception/instruction score from the images.
 - :func:`score_sample` / :func:`ascore_sample` / :func:`score_samples` / :func:`summarize` — per-task verdicts
-  and metrics.
+  and metrics; :func:`null_accuracy_reason` — why a task's accuracy is null.
 """
 
 from vthinker_plugins.scoring.answers import answers_match, choice_letter
@@ -17,7 +17,13 @@ from vthinker_plugins.scoring.mathvision import (
     score_mathvision,
 )
 from vthinker_plugins.scoring.pixel_metric import PixelMetricConfig, PixelScore, pixel_metric
-from vthinker_plugins.scoring.score import ascore_sample, score_sample, score_samples, summarize
+from vthinker_plugins.scoring.score import (
+    ascore_sample,
+    null_accuracy_reason,
+    score_sample,
+    score_samples,
+    summarize,
+)
 
 __all__ = [
     "DEFAULT_JUDGE_PROMPTS",
@@ -31,6 +37,7 @@ __all__ = [
     "extract_mathvision_answer",
     "mathvision_correct",
     "mathvision_report",
+    "null_accuracy_reason",
     "parse_judgement",
     "pixel_metric",
     "score_mathvision",
