@@ -12,6 +12,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("vthinker_plugins.run_job", "run a model through the code loop on a benchmark, score it, write a report"),
     "make-tiny-model": ("vthinker_plugins.tiny_model", "write a tiny random Qwen2.5-VL checkpoint (offline tests)"),
     "make-vtbench-sample": ("vthinker_plugins.data.vtbench_sample", "generate a small VTBench-format sample"),
+    "make-interaction-sample": ("vthinker_plugins.data.interaction_sample",
+                                "generate a small V-Interaction-format sample (stage-2 smoke data)"),
     "convert": ("vthinker_plugins.data.cli", "convert V-Perception / V-Interaction data for LlamaFactory"),
     "synth-perception": ("vthinker_plugins.data.synth_perception", "synthesise V-Perception-style data"),
     "grpo": ("vthinker_plugins.trl.grpo", "GRPO training with the sandbox as a multi-turn image tool"),
