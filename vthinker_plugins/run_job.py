@@ -512,6 +512,7 @@ def main(args: argparse.Namespace) -> int:
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
+    created_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     results = out / RESULTS_FILE
 
@@ -596,6 +597,8 @@ def main(args: argparse.Namespace) -> int:
         except BaseException as exc:
             if created_run_json and not results.exists():  # nothing was run: leave no run behind
                 (out / "run.json").unlink(missing_ok=True)
+                if created_out and not any(out.iterdir()):
+                    out.rmdir()
             if isinstance(exc, (OSError, ValueError)):
                 raise SystemExit(f"vthinker run: cannot load the model {model}: {exc}") from None
             raise
@@ -674,14 +677,14 @@ def build_summary(benchmark: str, data: str | None, model: str, rows: list[dict[
                   scoring: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run facts plus the scoring module's metrics over every scored row. ``this_run``: what this invocation
     did (samples ``generated`` by the model, rows ``rescored``/``rejudged`` from their stored trajectories,
-    earlier rows ``regenerated``); ``scoring``: the scoring settings of every row."""
+    earlier rows ``regenerated``); ``scoring``: the scoring settings of every row. ``notes`` say why a
+    metric is null (scoring off, nothing scored, the judge failed)."""
     metrics = None
     if scoring_on:
         from vthinker_plugins.scoring import summarize
 
         metrics = summarize([r["verdict"] for r in rows if r.get("verdict")])
     return {
-        "notes": null_metric_notes(rows, metrics, scoring_on),
         "benchmark": benchmark,
         "data": data,
         "model": model,
@@ -695,9 +698,8 @@ def build_summary(benchmark: str, data: str | None, model: str, rows: list[dict[
         "this_run": this_run,
         "scoring": scoring,
         "metrics": metrics,
+        "notes": null_metric_notes(rows, metrics, scoring_on),  # why a metric is null
     }
-
-
 
 
 def null_metric_notes(rows: list[dict[str, Any]], metrics: dict[str, Any] | None, scoring_on: bool) -> list[str]:

@@ -45,6 +45,11 @@ def test_missing_model_path_is_one_line_and_leaves_no_run(tmp_path, vthinker_cmd
     (tmp_path / "empty").mkdir()
     line = _fails([*base, "--model", str(tmp_path / "empty")], cli_env, tmp_path)
     assert "is not a checkpoint folder (no config.json in it)" in line and not out.exists()
+    # A folder with a config.json that does not load: the backend's error, still one line and no run left.
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{}")
+    line = _fails([*base, "--model", str(tmp_path / "broken")], cli_env, tmp_path)
+    assert f"cannot load the model {tmp_path / 'broken'}" in line and not out.exists()
     # A hub id with offline mode on and nothing cached.
     env = dict(cli_env, HF_HOME=str(tmp_path / "hf-home"))
     line = _fails([*base, "--model", "We-Math/V-Thinker"], env, tmp_path)
