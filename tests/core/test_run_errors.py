@@ -82,6 +82,7 @@ def test_malformed_rows_name_the_file_and_row(tmp_path, vthinker_cmd, cli_env, m
 
 def test_no_hub_access_fails_in_seconds_naming_the_data_variables(tmp_path, vthinker_cmd, cli_env) -> None:
     cmd = [*vthinker_cmd, "run", "--benchmark", "vtbench", "--model", "reference", "--output", str(tmp_path / "o")]
+    cli_env = {k: v for k, v in cli_env.items() if k != "VTHINKER_VTBENCH_DATA"}
     # Offline mode, nothing cached.
     line = _fails(cmd, dict(cli_env, HF_HOME=str(tmp_path / "hf-home")), tmp_path)
     assert "We-Math/VTBench" in line and "offline mode is on" in line

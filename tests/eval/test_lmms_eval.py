@@ -206,3 +206,24 @@ def test_null_accuracy_is_explained_in_the_log() -> None:
         logger.remove(sink)
     assert any("vtbench_perception: accuracy is null: the judge failed on 3 of 3 row(s) (APIConnectionError"
                in m for m in messages), messages
+
+
+def test_unreachable_judge_is_reported_when_the_tasks_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tasks' data loading (process_docs, before any generation) warns once about a judge that is down."""
+    from loguru import logger
+
+    from vthinker_plugins.lmms_eval import tasks
+
+    monkeypatch.setenv("VTHINKER_JUDGE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("VTHINKER_JUDGE_MODEL", "judge-vl")
+    monkeypatch.setattr(tasks, "_judge_cache", {})
+    monkeypatch.setattr(tasks, "_warned", set())
+    messages: list[str] = []
+    sink = logger.add(messages.append, level="WARNING")
+    try:
+        tasks._warn_if_judge_unreachable()
+        tasks._warn_if_judge_unreachable()
+    finally:
+        logger.remove(sink)
+    assert len(messages) == 1, messages
+    assert "the judge judge-vl at http://127.0.0.1:9/v1 is unreachable (Connect" in messages[0]
