@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,7 @@ def test_doctor_reports_the_layers_and_keeps_no_logs_when_all_is_well() -> None:
         assert not info["auto"]["report"].get("fallbacks")
     else:  # a weaker layer was used: the logs of the failed attempts are kept
         assert Path(info["worker_logs"]).is_dir()
+        shutil.rmtree(info["worker_logs"])
 
 
 def test_doctor_names_a_worker_log_that_still_exists(tmp_path: Path) -> None:
@@ -60,6 +62,7 @@ def test_doctor_names_a_worker_log_that_still_exists(tmp_path: Path) -> None:
     assert "No module named numpy (doctor test)" in out  # the kept logs' last lines are shown too
     kept = re.search(r"worker logs kept in (\S+);", out)
     assert kept and all(log.startswith(kept.group(1)) for log in logs)
+    shutil.rmtree(kept.group(1))
 
 
 def test_start_failure_quotes_the_log_of_a_pool_folder_that_is_removed(tmp_path: Path) -> None:
