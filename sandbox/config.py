@@ -38,6 +38,9 @@ class SandboxConfig:
     max_threads: int = 64
     # Preferred namespace tool: "auto" tries bubblewrap, then the unshare syscall.
     namespace_tool: str = "auto"
+    # Folder for the workers' stderr logs (worker<i>.log), kept after close; None: inside the pool's
+    # temporary folder, removed at close (a start failure then quotes the log's last lines).
+    log_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.isolation not in ISOLATION_MODES:

@@ -26,6 +26,7 @@ BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from sandbox.worker import 
 PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT_S = 180.0
 GRACE_S = 2.0  # beyond a cell's own timeout, before the host gives up on a silent worker
+_LOG_TAIL_BYTES = 2000  # of a worker log quoted in a start failure
 
 
 class SandboxUnavailable(RuntimeError):
@@ -185,32 +186,61 @@ class WorkerHandle:
                        "nproc": cfg.max_threads * self.pool.config.n_workers + 64},
         }
         argv = [cfg.interpreter, "-I", "-B", "-c", BOOT, PKG_PARENT, json.dumps(args)]
+        log_path = os.path.join(self.pool.log_dir, f"worker{self.index}.log")
         if self.pool.ns_tool == "bwrap":
-            argv = bwrap.command(bwrap.find() or "bwrap", cfg.interpreter, PKG_PARENT, self.dir,
-                                 [self.pool.worker_env["MPLCONFIGDIR"]], list(cfg.extra_ro_paths)) + argv
-        log = open(os.path.join(self.pool.base, f"worker{self.index}.log"), "ab")
+            try:
+                argv = bwrap.command(bwrap.find() or "bwrap", cfg.interpreter, PKG_PARENT, self.dir,
+                                     [self.pool.worker_env["MPLCONFIGDIR"]], list(cfg.extra_ro_paths)) + argv
+            except (OSError, subprocess.SubprocessError, ValueError) as e:  # the interpreter probe failed
+                with open(log_path, "a", encoding="utf-8") as log:
+                    log.write(f"--- worker {self.index} (bwrap): probing {cfg.interpreter} failed: {e}\n")
+                    start = log.tell()
+                    log.write(str(getattr(e, "stderr", None) or ""))
+                raise SandboxUnavailable(
+                    self._start_failure(f"interpreter probe failed ({e})", log_path, start)) from None
+        log = open(log_path, "ab")
+        log.write(f"--- worker {self.index} ({self.pool.ns_tool or 'no namespaces'}) starting ---\n".encode())
+        log.flush()
+        start = log.tell()
         try:
             self.proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=self.pool.worker_env,
                 cwd=self.dir, start_new_session=True, close_fds=True)
+        except OSError as e:  # no such interpreter, not executable
+            raise SandboxUnavailable(self._start_failure(str(e), log_path, start)) from None
         finally:
             log.close()
         try:
             ready = protocol.read_frame(self.proc.stdout.fileno(), time.monotonic() + START_TIMEOUT_S)
         except (EOFError, protocol.ProtocolError, OSError) as e:
             self.kill()
-            raise SandboxUnavailable(
-                f"sandbox worker failed to start ({e}); see {self.pool.base}/worker*.log") from None
+            raise SandboxUnavailable(self._start_failure(str(e) or type(e).__name__, log_path, start)) from None
         if not ready.get("ok"):
             self.kill()
-            raise SandboxUnavailable(f"sandbox worker failed to start: {ready.get('error')}")
+            raise SandboxUnavailable(self._start_failure(str(ready.get("error")), log_path, start))
         os.set_blocking(self.proc.stdin.fileno(), False)  # requests are written with a deadline
         self.report = ready.get("report", {})
         if self.pool.ns_tool != "bwrap" and int(self.report.get("cell_uid", NOBODY)) != self.cell_uid:
             self.cell_uid = int(self.report["cell_uid"])
             make_dirs(os.path.join(self.dir, "cell"), self.cell_uid)
         self.generation += 1
+
+    def _start_failure(self, what: str, log_path: str, start: int) -> str:
+        """The message of a failed start: the cause, the worker log, and what this start wrote there (from
+        offset ``start``) when that log lives in the pool's own folder, removed when the pool closes."""
+        message = f"sandbox worker failed to start ({what}); worker log: {log_path}"
+        if self.pool.config.log_dir is None:
+            try:
+                with open(log_path, "rb") as f:
+                    f.seek(start)
+                    written = f.read()[-_LOG_TAIL_BYTES:].decode("utf-8", "replace")
+                tail = written.strip().splitlines()[-5:]
+            except OSError:
+                tail = []
+            if tail:
+                message += " (removed when the sandbox closes; it ends: " + " | ".join(tail) + ")"
+        return message
 
     def call(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
         """One request/response exchange; any failure kills the worker (the caller restarts it)."""
@@ -275,6 +305,7 @@ class Pool:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.base = ""
+        self.log_dir = ""
         self.workers: list[WorkerHandle] = []
         self.idle: queue.Queue[WorkerHandle] = queue.Queue()
         self.started = False
@@ -335,6 +366,8 @@ class Pool:
                 raise RuntimeError("sandbox is closed")
             self.base = tempfile.mkdtemp(prefix="vtsbx-")
             os.chmod(self.base, 0o711)
+            self.log_dir = self.config.log_dir or self.base
+            os.makedirs(self.log_dir, exist_ok=True)
             self.worker_env = self._env()
             first = WorkerHandle(self, 0)
             # The first worker alone decides which outer layer works here; never weaker than requested.

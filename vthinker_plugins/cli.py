@@ -14,13 +14,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-vtbench-sample": ("vthinker_plugins.data.vtbench_sample", "generate a small VTBench-format sample"),
     "make-wemath-sample": ("vthinker_plugins.data.wemath_sample", "generate a small We-Math-format sample"),
     "make-visulogic-sample": ("vthinker_plugins.data.visulogic_sample", "generate a small VisuLogic-format sample"),
+    "make-interaction-sample": ("vthinker_plugins.data.interaction_sample",
+                                "generate a small V-Interaction-format sample (stage-2 smoke data)"),
     "convert": ("vthinker_plugins.data.cli", "convert V-Perception / V-Interaction data for LlamaFactory"),
     "synth-perception": ("vthinker_plugins.data.synth_perception", "synthesise V-Perception-style data"),
     "flywheel": ("vthinker_plugins.flywheel.cli", "the data evolution flywheel: knowledge graph, synthesis, "
                  "checker-repairer, difficulty expansion"),
     "grpo": ("vthinker_plugins.trl.grpo", "GRPO training with the sandbox as a multi-turn image tool"),
     "vlmeval": ("vthinker_plugins.vlmeval.launcher", "run VLMEvalKit with the V-Thinker plugin loaded"),
-    "doctor": ("sandbox.__main__", "report the sandbox's active isolation layers"),
+    "doctor": ("sandbox.doctor", "report the sandbox's active isolation layers"),
 }
 
 

@@ -50,8 +50,10 @@ def test_vtbench_from_parquet_folder_and_save_to_disk(vtbench_file, tmp_path) ->
     datasets.Dataset.from_parquet(str(vtbench_file)).save_to_disk(str(disk))
     by_disk = load_benchmark("vtbench-perception", data=str(disk), limit=2)
     assert [s.id for s in by_disk] == [s.id for s in by_file if s.task == "vtbench_perception"][:2]
-    by_path = load_benchmark(str(vtbench_file), limit=4)  # format detected from the columns
-    assert [s.id for s in by_path] == [s.id for s in by_file[:4]]
+    by_path = load_benchmark(str(vtbench_file), limit=2)  # format detected from the columns
+    # --limit is per task (as in lmms-eval): the first two rows' items of each of the three tasks.
+    assert [s.id for s in by_path] == [s.id for s in by_file[:6]]
+    assert len(load_benchmark("vtbench", data=str(vtbench_file), limit=5)) == 9  # only 3 rows: all of them
 
 
 def test_hub_schema_without_extra_columns(vtbench_file, tmp_path) -> None:
@@ -70,7 +72,12 @@ def test_bad_input_names_row_and_field(vtbench_file, tmp_path, mathvision_dir) -
            "subject": "s", "image": "images/does-not-exist.jpg"}
     (tmp_path / "mv").mkdir()
     (tmp_path / "mv" / "test.jsonl").write_text(json.dumps(row) + "\n")
-    with pytest.raises(DataError, match=r"row 0 \(id=9\) field 'image': image file .*does-not-exist.jpg"):
+    with pytest.raises(DataError, match=r"mv/test.jsonl row 0 \(line 1\) \(id=9\) field 'image': image file "
+                                        r".*does-not-exist.jpg"):
+        load_benchmark("mathvision", data=str(tmp_path / "mv"))
+    # A line that is not JSON: the file and line, not a reader traceback.
+    (tmp_path / "mv" / "test.jsonl").write_text(json.dumps(row) + "\n\n" + json.dumps(row)[:-9] + "\n")
+    with pytest.raises(DataError, match=r"mv/test.jsonl line 3: not valid JSON \(.*column"):
         load_benchmark("mathvision", data=str(tmp_path / "mv"))
     (tmp_path / "mv" / "test.jsonl").write_text(json.dumps({**row, "answer": " ", "image": "x"}) + "\n")
     with pytest.raises(DataError, match="field 'answer' is empty"):

@@ -71,6 +71,11 @@ def test_default_run_writes_rows_summary_and_report_then_resumes(tmp_path, vthin
     decoded = Image.open(io.BytesIO(base64.b64decode(parser.srcs[1].split(",", 1)[1])))
     assert decoded.size == (480, 400)
     assert "Oracle run" in html and "[oracle]" in html and "<code>" not in html.replace("&lt;code&gt;", "")
+    # --report-images links: the page only points at the image files beside it.
+    _run([*vthinker_cmd, "run", "--report-images", "links"], cli_env, tmp_path)
+    parser = _Images()
+    parser.feed((out / "report.html").read_text())
+    assert len(parser.srcs) == n_expected and all((out / src).is_file() for src in parser.srcs)
 
     # Re-run: nothing to redo. Then an errored row is retried and a line cut by a kill is dropped.
     proc = _run([*vthinker_cmd, "run"], cli_env, tmp_path)
@@ -354,14 +359,28 @@ def test_old_run_json_without_scoring_keys_resumes_by_rescoring(tmp_path, vthink
     proc = _run(cmd, cli_env, tmp_path)  # now nothing is left to do
     assert "3 already done" in proc.stdout and "re-scored" not in proc.stdout
     assert _rows(out / "results.jsonl") == rows
-    # Without --eval the rows follow the current settings too: verdicts cleared, nothing generated.
+    # Without --eval the stored verdicts stay (no metrics, and the summary says why); nothing is generated,
+    # and run.json still records the scoring they came from, so adding --eval again has nothing to redo.
     proc = _run(cmd[:-1], cli_env, tmp_path)
-    assert "3 row(s) re-scored with scoring off (verdicts cleared), 0 re-judged, 0 regenerated" in proc.stdout
+    assert "3 row(s) keep the verdicts of an earlier scoring" in proc.stdout and "re-scored" not in proc.stdout
+    assert _rows(out / "results.jsonl") == rows
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metrics"] is None and summary["this_run"]["generated"] == 0
+    assert summary["notes"] == ["metrics are null: scoring is off (run the same command with --eval to score "
+                                "the stored rows)"]
+    assert json.loads((out / "run.json").read_text())["eval"] is True
+    proc = _run(cmd, cli_env, tmp_path)
+    assert "3 already done" in proc.stdout and "re-scored" not in proc.stdout
+    # --clear-verdicts clears them: the rows follow the current settings, nothing generated.
+    proc = _run([*cmd[:-1], "--clear-verdicts"], cli_env, tmp_path)
+    assert ("3 row(s) re-scored with scoring off (verdicts cleared, --clear-verdicts), 0 re-judged, "
+            "0 regenerated") in proc.stdout
     unscored = _rows(out / "results.jsonl")
     assert [_generated(r) for r in unscored] == [_generated(r) for r in rows]
     assert all(r["verdict"] is None and r["correct"] is None for r in unscored)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["metrics"] is None and summary["this_run"]["generated"] == 0
+    assert json.loads((out / "run.json").read_text())["eval"] is False
 
 
 def test_judge_configured_by_the_environment(tmp_path, vthinker_cmd, cli_env, vtbench_file) -> None:

@@ -111,7 +111,7 @@ def vlmeval_run(
     cwd = tmp_path_factory.mktemp("vlmeval")
     lmudata = cwd / "LMUData"
     # VTBench.tsv written ahead (and its source hidden: the run must read the TSV); the
-    # MathVision TSV is built by the dataset itself on first use, from $VTHINKER_MATHVISION_DATA.
+    # MathVision TSV is built on first use (by the launcher), from $VTHINKER_MATHVISION_DATA.
     write_vtbench_tsv(str(harness_env["VTHINKER_VTBENCH_DATA"]), lmudata / "VTBench.tsv")
     env = dict(harness_env, LMUData=str(lmudata))
     env.pop("VTHINKER_VTBENCH_DATA")
@@ -121,7 +121,7 @@ def vlmeval_run(
             str(main_bin / "vthinker"), "vlmeval", "--data", "VTBench", "VThinker_MathVision_MINI",
             "--model", "V-Thinker-tiny",
             "--vthinker-model", f"V-Thinker-tiny={tiny_model_dir},device=cpu,script={draw_script}",
-            "--work-dir", str(cwd / "outputs"), "--limit", "4",
+            "--work-dir", str(cwd / "outputs"), "--limit", "2",  # per task: 2 of each VTBench task, 2 MathVision
             "--judge", "judge-vl", "--judge-base-url", url, "--judge-key", "x",
         ]
         run = run_command(cmd, env, cwd)

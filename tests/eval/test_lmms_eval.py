@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,88 @@ def test_failed_evaluation_gives_non_zero_exit(
     assert code == 1
     captured = capsys.readouterr()
     assert "vtbench_no_such_task" in captured.out + captured.err
+
+
+def test_task_listings_exit_zero(tmp_path: Path, main_bin: Path, harness_env: dict[str, str]) -> None:
+    """``lmms_eval --tasks list`` lists our tasks too and is a success (lmms-eval ends it with sys.exit())."""
+    run = run_command([str(main_bin / "lmms_eval"), "--tasks", "list"], harness_env, tmp_path)
+    assert run.returncode == 0, run.log[-3000:]
+    assert " - vtbench_perception" in run.log and " - vthinker_mathvision_testmini" in run.log
+
+
+def test_bad_task_data_is_one_line_naming_file_and_row(
+    tmp_path: Path, main_bin: Path, harness_env: dict[str, str], mathvision_dir: Path
+) -> None:
+    """A data file that does not parse stops the run at once (no retries) with its file and line; a row
+    whose image is missing with its file and row; neither with a traceback."""
+    rows = [json.loads(line) for line in (mathvision_dir / "testmini.jsonl").read_text().splitlines()[:2]]
+    for row in rows:
+        row["image"] = str(mathvision_dir / row["image"])
+    data = tmp_path / "testmini.jsonl"
+    cmd = [str(main_bin / "lmms_eval"), "--model", "vthinker", "--model_args", "pretrained=reference",
+           "--tasks", "vthinker_mathvision_testmini", "--output_path", str(tmp_path / "out")]
+    env = dict(harness_env, VTHINKER_MATHVISION_DATA=str(data))
+    data.write_text(json.dumps(rows[0]) + "\n" + json.dumps(rows[1])[:-30] + "\n")
+    run = run_command(cmd, env, tmp_path)
+    assert run.returncode != 0 and "Traceback" not in run.log, run.log[-3000:]
+    assert f"lmms_eval: task data {data}: {data} line 2: not valid JSON" in run.log
+    rows[1]["image"] = str(tmp_path / "missing.jpg")
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    run = run_command(cmd, env, tmp_path)
+    assert run.returncode != 0 and "Traceback" not in run.log, run.log[-3000:]
+    assert (f"lmms_eval: bad data: {data} row 1 (line 2) (id={rows[1]['id']}) field 'image': image file "
+            f"{tmp_path / 'missing.jpg'} does not exist") in run.log
+
+
+def test_unreachable_hub_names_the_data_variable(tmp_path: Path, main_bin: Path, harness_env: dict[str, str]) -> None:
+    """Without a local copy and with no way to the hub (offline, nothing cached): one line naming the
+    variable to set, in the seconds lmms-eval takes to start (no retries)."""
+    env = dict(harness_env, HF_HOME=str(tmp_path / "hf-home"))
+    env.pop("VTHINKER_VTBENCH_DATA")
+    cmd = [str(main_bin / "lmms_eval"), "--model", "vthinker", "--model_args", "pretrained=reference",
+           "--tasks", "vtbench_reasoning", "--output_path", str(tmp_path / "out")]
+    started = time.monotonic()
+    run = run_command(cmd, env, tmp_path)
+    elapsed = time.monotonic() - started
+    assert run.returncode != 0 and "Traceback" not in run.log, run.log[-3000:]
+    assert "lmms_eval: task data We-Math/VTBench: cannot load We-Math/VTBench from the Hugging Face hub" in run.log
+    assert "set VTHINKER_VTBENCH_DATA to a local copy" in run.log and elapsed < 60, elapsed
+
+
+def test_null_accuracy_is_explained_in_the_log() -> None:
+    """A judge that failed on every doc: the aggregation logs why the accuracy is null."""
+    from loguru import logger
+
+    from vthinker_plugins.lmms_eval.tasks import aggregate_accuracy
+
+    messages: list[str] = []
+    sink = logger.add(messages.append, level="WARNING")
+    try:
+        verdicts = [{"task": "vtbench_perception", "correct": None, "judge_status": "failed",
+                     "judge_error": "APIConnectionError: Connection error."}] * 3
+        assert aggregate_accuracy(verdicts) is None
+    finally:
+        logger.remove(sink)
+    assert any("vtbench_perception: accuracy is null: the judge failed on 3 of 3 row(s) (APIConnectionError"
+               in m for m in messages), messages
+
+
+def test_unreachable_judge_is_reported_when_the_tasks_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tasks' data loading (process_docs, before any generation) warns once about a judge that is down."""
+    from loguru import logger
+
+    from vthinker_plugins.lmms_eval import tasks
+
+    monkeypatch.setenv("VTHINKER_JUDGE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("VTHINKER_JUDGE_MODEL", "judge-vl")
+    monkeypatch.setattr(tasks, "_judge_cache", {})
+    monkeypatch.setattr(tasks, "_warned", set())
+    messages: list[str] = []
+    sink = logger.add(messages.append, level="WARNING")
+    try:
+        tasks._warn_if_judge_unreachable()
+        tasks._warn_if_judge_unreachable()
+    finally:
+        logger.remove(sink)
+    assert len(messages) == 1, messages
+    assert "the judge judge-vl at http://127.0.0.1:9/v1 is unreachable (Connect" in messages[0]

@@ -24,7 +24,11 @@ def test_runner_writes_predictions_with_trajectories(vlmeval_run: Run) -> None:
         entry = status["datasets"][dataset]
         assert entry["status"] == "done" and not entry.get("error_message"), entry
         predictions = pd.read_excel(_pred_dir(vlmeval_run) / f"{MODEL}_{dataset}.xlsx")
-        assert len(predictions) == 4
+        # --limit 2 is per task, as in vthinker run and lmms-eval: VTBench has three tasks.
+        assert len(predictions) == (6 if dataset == "VTBench" else 2)
+        if dataset == "VTBench":
+            assert predictions["category"].value_counts().to_dict() == {"perception": 2, "instruction": 2,
+                                                                        "reasoning": 2}
         for _, row in predictions.iterrows():
             assert "<sandbox_output><image></sandbox_output>" in row["prediction"]
             extra = json.loads(row["extra_records"])
@@ -38,17 +42,17 @@ def test_evaluation_writes_scores(vlmeval_run: Run) -> None:
     assert vlmeval_run.returncode == 0, vlmeval_run.log[-6000:]
     pred_dir = _pred_dir(vlmeval_run)
     mathvision = json.loads((pred_dir / f"{MODEL}_VThinker_MathVision_MINI_vthinker_score.json").read_text())
-    assert mathvision["-all"] == "4/4=100.00%" and mathvision["Overall"] == 100.0
+    assert mathvision["-all"] == "2/2=100.00%" and mathvision["Overall"] == 100.0
     vtbench = json.loads((pred_dir / f"{MODEL}_VTBench_vthinker_score.json").read_text())
-    # --limit 4 on the combined dataset: row 0's three tasks and row 1's perception item.
-    assert vtbench["reasoning"]["accuracy_pct"] == 100.0
+    # --limit 2 on the combined dataset: the first two items of each task.
+    assert vtbench["reasoning"]["accuracy_pct"] == 100.0 and vtbench["reasoning"]["n"] == 2
     perception = vtbench["perception"]
     assert perception["n"] == 2 and perception["pixel_n"] == 2 and perception["judge_ok"] == 2
     # The judge (always "1") passes the drawings; the pixel metric sees a stray line, not the marks.
     assert perception["accuracy_pct"] == 100.0 and perception["pixel_pass_rate"] == 0.0
     assert perception["judge_pixel_agreement"] == 0.0 and perception["judge_failed"] == 0
-    # One judge call per drawing item (2 perception + 1 instruction), none for answers the rules accept.
-    assert len(vlmeval_run.judge_calls) == 3
+    # One judge call per drawing item (2 perception + 2 instruction), none for answers the rules accept.
+    assert len(vlmeval_run.judge_calls) == 4
     verdicts = pd.read_excel(pred_dir / f"{MODEL}_VTBench_vthinker_verdicts.xlsx")
     assert set(verdicts["category"]) == {"perception", "instruction", "reasoning"}
     for paths in verdicts["generated_images"]:
@@ -149,3 +153,51 @@ def test_vlmevalkit_judge_uses_the_official_prompt_file(tmp_path: Path, monkeypa
     assert result.ok and result.value == 1 and len(calls) == 1
     texts = [p["text"] for p in calls[0]["messages"][0]["content"] if p["type"] == "text"]
     assert "OFFICIAL INSTRUCTION PROMPT Draw AB." in texts
+
+
+def test_bad_or_unreachable_data_is_one_line_before_vlmevalkit_starts(
+    tmp_path: Path, main_bin: Path, harness_env: dict[str, str], mathvision_dir: Path
+) -> None:
+    """A missing TSV is built by the launcher first: no hub (offline, nothing cached) is one line naming
+    the variable to set; a malformed row one line naming its file and row; neither a traceback."""
+    from harness import run_command
+
+    env = dict(harness_env, HF_HOME=str(tmp_path / "hf-home"), LMUData=str(tmp_path / "LMUData"))
+    env.pop("VTHINKER_VTBENCH_DATA")
+    cmd = [str(main_bin / "vthinker"), "vlmeval", "--model", "V-Thinker-7B", "--work-dir", str(tmp_path / "w")]
+    run = run_command([*cmd, "--data", "VTBench_Reasoning"], env, tmp_path)
+    assert run.returncode != 0 and "Traceback" not in run.log, run.log[-3000:]
+    assert "vthinker vlmeval: VTBench_Reasoning: cannot load We-Math/VTBench from the Hugging Face hub" in run.log
+    assert "set VTHINKER_VTBENCH_DATA to a local copy" in run.log
+    rows = [json.loads(line) for line in (mathvision_dir / "testmini.jsonl").read_text().splitlines()[:2]]
+    rows[0]["image"] = str(mathvision_dir / rows[0]["image"])
+    del rows[1]["answer"]
+    data = tmp_path / "testmini.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    run = run_command([*cmd, "--data", "VThinker_MathVision_MINI"], dict(env, VTHINKER_MATHVISION_DATA=str(data)),
+                      tmp_path)
+    assert run.returncode != 0 and "Traceback" not in run.log, run.log[-3000:]
+    assert f"vthinker vlmeval: VThinker_MathVision_MINI: {data} row 1 (line 2) (id={rows[1]['id']}): field " \
+        "'answer' is empty" in run.log
+    assert not (tmp_path / "LMUData" / "VThinker_MathVision_MINI.tsv").exists()
+
+
+def test_unreachable_judge_is_reported_at_the_start(capsys: pytest.CaptureFixture[str]) -> None:
+    from vthinker_plugins.vlmeval.launcher import _warn_if_judge_unreachable
+
+    _warn_if_judge_unreachable(argparse.Namespace(judge="judge-vl", judge_base_url="http://127.0.0.1:9/v1",
+                                                  judge_key="x"))
+    err = capsys.readouterr().err
+    assert "vthinker vlmeval: WARNING: the judge judge-vl at http://127.0.0.1:9/v1 is unreachable (Connect" in err
+
+
+def test_summary_says_why_accuracy_is_null() -> None:
+    """Verdicts of a judge that failed on every drawing: VLMEvalKit's score file names the judge's error."""
+    from vthinker_plugins.vlmeval.datasets import VTBenchDataset
+
+    verdicts = [{"task": "vtbench_perception", "correct": None, "judge_status": "failed",
+                 "judge_error": "APIConnectionError: Connection error."}] * 2
+    summary = VTBenchDataset.summarize(VTBenchDataset.__new__(VTBenchDataset), verdicts)
+    assert summary["Overall"] is None
+    assert summary["note"] == ("accuracy is null: the judge failed on 2 of 2 row(s) (APIConnectionError: "
+                               "Connection error.)")

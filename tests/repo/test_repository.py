@@ -54,3 +54,32 @@ def test_main_environment_resolves_with_vllm() -> None:
     assert picked["vllm"] == "0.33.0" and picked["torch"] == "2.14.0"
     main_lock = (ROOT / "envs" / "main.lock").read_text()
     assert f"transformers=={picked['transformers']}" in main_lock, "the GPU set must keep the CPU set's transformers"
+
+
+def test_every_vthinker_command_builds_its_parser() -> None:
+    """Each subcommand module has the add_arguments/main pair the ``vthinker`` dispatcher calls
+    (``vthinker doctor`` once crashed on a module without it)."""
+    import argparse
+    import importlib
+
+    from vthinker_plugins.cli import COMMANDS
+
+    for name, (module_name, _) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        parser = argparse.ArgumentParser(prog=f"vthinker {name}")
+        module.add_arguments(parser)
+        assert callable(module.main), name
+
+
+def test_readme_says_which_environment_runs_each_command() -> None:
+    from vthinker_plugins.cli import COMMANDS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("Which environment runs what"):]
+    table = section[: section.index("\n\n", section.index("| command |"))]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    for name in COMMANDS:
+        assert any(f"`vthinker {name}`" in row for row in rows), f"vthinker {name} has no environment in README"
+    for command in ("llamafactory-cli train", "lmms_eval", "vthinker-vlmeval", "python -m sandbox doctor"):
+        (row,) = [row for row in rows if command in row]
+        assert row.rstrip(" |").endswith(("`.venvs/main`", "`.venvs/sft`")), row

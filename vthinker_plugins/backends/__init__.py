@@ -15,9 +15,52 @@ loads neither torch nor openai.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from vthinker_plugins.loop import Backend
+
+_HUB_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+class ModelUnavailable(ValueError):
+    """A model spec that names nothing loadable: a missing folder, a folder without a checkpoint, a hub id
+    the hub cannot serve now."""
+
+
+def check_model(spec: str) -> None:
+    """Fail in seconds, before anything is loaded or written, when ``spec`` cannot be loaded: a checkpoint
+    path (or ``vllm:PATH``) that does not exist or holds no ``config.json``, or a hub id that is neither
+    cached (offline mode) nor downloadable (the hub does not answer). Raises :class:`ModelUnavailable`."""
+    spec = str(spec).strip()
+    if spec == "reference":
+        return
+    if spec.startswith("openai:"):
+        if not spec.split(":", 1)[1].strip():
+            raise ModelUnavailable("openai: needs the served model's name, e.g. openai:gpt-4o")
+        return
+    name = spec.split(":", 1)[1] if spec.startswith("vllm:") else spec
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelUnavailable(f"{name} is not a checkpoint folder (no config.json in it)")
+        return
+    if not _HUB_ID_RE.fullmatch(name):
+        raise ModelUnavailable(f"no such checkpoint folder: {name} (and not a hub id like Qwen/Qwen2.5-VL-7B-Instruct)")
+    from vthinker_plugins import hub
+
+    if hub.offline():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+            raise ModelUnavailable(f"{name} is not a local folder, and offline mode is on (HF_HUB_OFFLINE=1) "
+                                   "with no cached copy of it")
+        return
+    reason = hub.unreachable_reason()
+    if reason is not None:
+        raise ModelUnavailable(f"{name} is not a local folder, and the Hugging Face hub cannot be reached to "
+                               f"download it: {reason}")
 
 
 def make_backend(spec: str, **options: Any) -> Backend:
@@ -80,4 +123,4 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
     return options
 
 
-__all__ = ["Backend", "make_backend", "parse_options"]
+__all__ = ["Backend", "ModelUnavailable", "check_model", "make_backend", "parse_options"]

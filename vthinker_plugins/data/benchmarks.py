@@ -16,14 +16,16 @@ keeps loading cheap.
 
 from __future__ import annotations
 
+import os
 import re
 import string
 import zipfile
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from vthinker_plugins.data.sources import DataError, load_rows, to_image
+from vthinker_plugins.data.sources import DataError, DataUnavailable, load_rows, row_locator, to_image
 from vthinker_plugins.sample import Sample
 
 VTBENCH_HUB_ID = "We-Math/VTBench"
@@ -75,6 +77,29 @@ BENCHMARKS: dict[str, tuple[str, str | None, str | None]] = {
     "wemath": (WEMATH_HUB_ID, "testmini", None),
     "visulogic": (VISULOGIC_HUB_ID, "train", None),
 }
+
+#: Default source (hub id) -> the environment variable naming a local copy of that benchmark; read by
+#: ``vthinker run`` (when no ``--data`` is given), the lmms-eval tasks and the VLMEvalKit datasets.
+DATA_ENV = {VTBENCH_HUB_ID: "VTHINKER_VTBENCH_DATA", MATHVISION_HUB_ID: "VTHINKER_MATHVISION_DATA",
+            WEMATH_HUB_ID: "VTHINKER_WEMATH_DATA", VISULOGIC_HUB_ID: "VTHINKER_VISULOGIC_DATA"}
+
+
+def data_env(name: str) -> str | None:
+    """The ``VTHINKER_*_DATA`` variable of a named benchmark (``None`` for a path or an unknown name)."""
+    return DATA_ENV.get(BENCHMARKS[name][0]) if name in BENCHMARKS else None
+
+
+def default_data(name: str) -> str | None:
+    """The local copy of a named benchmark that its ``VTHINKER_*_DATA`` variable names, if set."""
+    env = data_env(name)
+    value = os.environ.get(env, "").strip() if env else ""
+    return value or None
+
+
+def local_copy_hint(env: str | None) -> str:
+    """How to use a local copy instead of the hub (the end of a hub error)."""
+    what = "a local copy (parquet/jsonl file, folder, or save_to_disk folder)"
+    return f"set {env} to {what}; vthinker run also takes --data PATH" if env else f"use {what}"
 
 
 def benchmark_format(name: str) -> str:
@@ -309,14 +334,26 @@ def visulogic_sample(
     )
 
 
-def visulogic_local(source: str) -> str:
+def visulogic_local(source: str, local_hint: str = "") -> str:
     """A local folder for a VisuLogic source: a hub id is downloaded (``data.jsonl`` and ``images.zip``,
-    into the hub cache); a local path is returned as it is."""
+    into the hub cache); a local path is returned as it is. A hub that cannot serve it is a
+    :class:`DataUnavailable` ending in ``local_hint``, within seconds."""
     if Path(source).expanduser().exists() or "/" not in source or source.startswith((".", "/", "~")):
         return source  # local (or not a hub id: the loader says the path does not exist)
     from huggingface_hub import snapshot_download
 
-    return snapshot_download(repo_id=source, repo_type="dataset", allow_patterns=list(VISULOGIC_FILES))
+    from vthinker_plugins import hub
+
+    hint = f"; {local_hint}" if local_hint else ""
+    reason = hub.unreachable_reason()
+    if reason is not None:
+        raise DataUnavailable(f"cannot reach the Hugging Face hub to download {source}: {reason}{hint}")
+    try:
+        return snapshot_download(repo_id=source, repo_type="dataset", allow_patterns=list(VISULOGIC_FILES))
+    except Exception as exc:  # noqa: BLE001 - offline and not cached, not on the hub, connection lost
+        mode = " (offline mode is on and it is not in the local cache)" if hub.offline() else ""
+        raise DataUnavailable(f"cannot download {source} from the Hugging Face hub{mode}: "
+                              f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}{hint}") from None
 
 
 def generic_sample(row: dict[str, Any], base_dir: str | Path | None = None, *, index: int = 0,
@@ -361,8 +398,10 @@ def _base_dir(source: str) -> Path | None:
     return path if path.is_dir() else None
 
 
-def iter_benchmark(name_or_path: str, data: str | Path | None = None, split: str | None = None) -> Iterator[Sample]:
-    """Samples one by one (lazy); see :func:`load_benchmark`."""
+def iter_benchmark(name_or_path: str, data: str | Path | None = None, split: str | None = None,
+                   per_task_limit: int | None = None) -> Iterator[Sample]:
+    """Samples one by one (lazy); see :func:`load_benchmark`. ``per_task_limit``: the first that many
+    samples of each task (reading stops once every task of a VTBench or MathVision source has them)."""
     if name_or_path in BENCHMARKS:
         default_source, default_split, task = BENCHMARKS[name_or_path]
         source = str(data) if data is not None else default_source
@@ -375,10 +414,11 @@ def iter_benchmark(name_or_path: str, data: str | Path | None = None, split: str
         if not Path(source).expanduser().exists():
             raise DataError(f"unknown benchmark {name_or_path!r}: not one of {', '.join(BENCHMARKS)} "
                             "and no such file or folder")
+    hint = local_copy_hint(data_env(name_or_path))
     if name_or_path in BENCHMARKS and benchmark_format(name_or_path) == "visulogic":
-        source = visulogic_local(source)
+        source = visulogic_local(source, local_hint=hint)
         split = None if Path(source).expanduser().exists() else split
-    rows = load_rows(source, split)
+    rows = load_rows(source, split, local_hint=hint)
     if name_or_path in BENCHMARKS:
         fmt = benchmark_format(name_or_path)
         columns = set(rows.column_names)
@@ -390,20 +430,32 @@ def iter_benchmark(name_or_path: str, data: str | Path | None = None, split: str
     else:
         fmt = detect_format(rows.column_names)
     base = _base_dir(source)
+    locate = row_locator(source, split)
+    # The tasks a source holds are known for VTBench (all three, or the one asked for) and the one-task formats.
+    known = {"vtbench": {task} if task else {t[0] for t in VTBENCH_TASKS}, "mathvision": {"mathvision"},
+             "wemath": {"wemath"}, "visulogic": {"visulogic"}}.get(fmt)
+    taken: Counter[str] = Counter()
     for i, row in enumerate(rows):
-        where = f"{source} row {i}"
+        if per_task_limit is not None:
+            if known is not None and all(taken[t] >= per_task_limit for t in known):
+                return
+            if fmt == "generic" and taken[str(row.get("task") or "generic")] >= per_task_limit:
+                continue
+        where = locate(i)
         if fmt == "vtbench":
-            for sample in vtbench_samples(row, where=where):
-                if task is None or sample.task == task:
-                    yield sample
+            samples = [s for s in vtbench_samples(row, where=where) if task is None or s.task == task]
         elif fmt == "mathvision":
-            yield mathvision_sample(row, base, where=where)
+            samples = [mathvision_sample(row, base, where=where)]
         elif fmt == "wemath":
-            yield wemath_sample(row, base, where=where)
+            samples = [wemath_sample(row, base, where=where)]
         elif fmt == "visulogic":
-            yield visulogic_sample(row, base, index=i, where=where)
+            samples = [visulogic_sample(row, base, index=i, where=where)]
         else:
-            yield generic_sample(row, base, index=i, where=where)
+            samples = [generic_sample(row, base, index=i, where=where)]
+        for sample in samples:
+            if per_task_limit is None or taken[sample.task] < per_task_limit:
+                taken[sample.task] += 1
+                yield sample
 
 
 def load_benchmark(
@@ -422,7 +474,8 @@ def load_benchmark(
             default: the hub id.
         split: override the default split (``train`` for VTBench and VisuLogic, ``test``/``testmini``
             for MathVision, ``testmini`` for We-Math).
-        limit: keep the first ``limit`` samples.
+        limit: keep the first ``limit`` samples of each task (``vtbench``: of each of its three tasks),
+            as lmms-eval's ``--limit`` does per task.
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
@@ -430,11 +483,9 @@ def load_benchmark(
     if limit == 0:
         return samples
     seen: set[str] = set()
-    for sample in iter_benchmark(name_or_path, data, split):
+    for sample in iter_benchmark(name_or_path, data, split, per_task_limit=limit):
         if sample.id in seen:
             raise DataError(f"{data or name_or_path}: duplicate sample id {sample.id!r}")
         seen.add(sample.id)
         samples.append(sample)
-        if limit is not None and len(samples) >= limit:
-            break
     return samples

@@ -26,6 +26,10 @@ class DataError(ValueError):
     """Bad input data; the message names the source, row and field."""
 
 
+class DataUnavailable(DataError):
+    """The data cannot be had: the hub is unreachable, or offline mode is on and it is not cached."""
+
+
 def is_local(source: str | Path) -> bool:
     return Path(source).expanduser().exists()
 
@@ -64,8 +68,15 @@ def _data_files(path: Path, split: str | None) -> tuple[str, list[str]]:
     return builders.pop(), [str(p) for p in files]
 
 
-def load_rows(source: str | Path, split: str | None = None, *, streaming: bool = False, **kwargs: Any):
-    """A ``datasets.Dataset`` (or ``IterableDataset`` when streaming) for ``source``."""
+def load_rows(source: str | Path, split: str | None = None, *, streaming: bool = False, local_hint: str = "",
+              **kwargs: Any):
+    """A ``datasets.Dataset`` (or ``IterableDataset`` when streaming) for ``source``.
+
+    A local file ``datasets`` cannot read is a :class:`DataError` naming the file and line (JSON lines) or
+    the reader's own account. A hub id is loaded only when the hub answers a quick probe
+    (:mod:`vthinker_plugins.hub`); otherwise, or when offline mode finds no cached copy, it is a
+    :class:`DataUnavailable` ending in ``local_hint`` (how to give a local copy instead).
+    """
     import datasets
 
     path = Path(source).expanduser()
@@ -85,10 +96,113 @@ def load_rows(source: str | Path, split: str | None = None, *, streaming: bool =
         if files[0].endswith(".tsv"):
             # VLMEvalKit's TSVs: tab-separated, cells read as text (an "NA" answer stays "NA").
             kwargs = {"delimiter": "\t", "keep_default_na": False, **kwargs}
-        return datasets.load_dataset(builder, data_files=files, split="train", streaming=streaming, **kwargs)
+        try:
+            return datasets.load_dataset(builder, data_files=files, split="train", streaming=streaming, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - datasets wraps the reader's error; say which file and line
+            raise DataError(unreadable_files_message(builder, files, exc)) from None
     if "/" not in str(source) or str(source).startswith((".", "/", "~")):
         raise DataError(f"{source}: no such file or folder (and not a hub id like 'We-Math/VTBench')")
-    return datasets.load_dataset(str(source), split=split or "train", streaming=streaming, **kwargs)
+    from vthinker_plugins import hub
+
+    hint = f"; {local_hint}" if local_hint else ""
+    reason = hub.unreachable_reason()
+    if reason is not None:
+        raise DataUnavailable(f"cannot reach the Hugging Face hub to download {source}: {reason}{hint}")
+    try:
+        return datasets.load_dataset(str(source), split=split or "train", streaming=streaming, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - offline and not cached, not on the hub, connection lost
+        mode = " (offline mode is on and it is not in the local cache)" if hub.offline() else ""
+        raise DataUnavailable(f"cannot load {source} from the Hugging Face hub{mode}: "
+                              f"{_first_line(exc)}{hint}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` of the innermost cause (what the reader itself said)."""
+    while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}".rstrip(": ")
+
+
+def _json_problem(file: str) -> str | None:
+    """The first thing in a JSON / JSON-lines file that is not a JSON object per row, or ``None``."""
+    import json
+
+    text = Path(file).read_text(encoding="utf-8", errors="replace")
+    whole: json.JSONDecodeError | None = None
+    if not file.endswith(".jsonl"):  # one document (an array of rows), or JSON lines under another name
+        try:
+            json.loads(text)
+            return None
+        except json.JSONDecodeError as err:
+            whole = err
+    first = True
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            if whole is not None and first:  # a document over several lines: where the parser stopped
+                return f"{file} line {whole.lineno}: not valid JSON ({whole.msg}, column {whole.colno})"
+            return f"{file} line {lineno}: not valid JSON ({err.msg}, column {err.colno})"
+        if not isinstance(row, dict):
+            return f"{file} line {lineno}: not a JSON object (got {type(row).__name__})"
+        first = False
+    return None
+
+
+def unreadable_files_message(builder: str, files: list[str], exc: BaseException) -> str:
+    """Why ``datasets`` could not read ``files``: the first line that is not a JSON object (JSON data), or
+    else the reader's own message."""
+    if builder == "json":
+        for file in files:
+            problem = _json_problem(file)
+            if problem is not None:
+                return problem
+    names = files[0] if len(files) == 1 else f"{len(files)} {builder} files under {Path(files[0]).parent}"
+    return f"{names}: cannot be read as {builder} data: {_first_line(exc)}"
+
+
+def row_locator(source: str | Path, split: str | None = None) -> Any:
+    """``where(i)``: the file and row of the ``i``-th row that :func:`load_rows` yields for ``source``, e.g.
+    ``data/test.jsonl row 7 (line 8)``; the source itself for hub ids and ``save_to_disk`` folders, or
+    when the rows per file are not known cheaply (csv, json arrays)."""
+    path = Path(source).expanduser()
+    plain = lambda i: f"{source} row {i}"  # noqa: E731
+    if not path.exists() or (path.is_dir() and ((path / "dataset_info.json").exists()
+                                                 or (path / "dataset_dict.json").exists())):
+        return plain
+    try:
+        _, files = _data_files(path, split)
+    except DataError:
+        return plain
+    spans: list[tuple[str, list[int] | None, int]] = []  # file, line numbers of its rows (jsonl), its rows
+    for file in files:
+        if file.endswith(".jsonl"):
+            with open(file, encoding="utf-8", errors="replace") as f:
+                lines = [n for n, line in enumerate(f, 1) if line.strip()]
+            spans.append((file, lines, len(lines)))
+        elif file.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            spans.append((file, None, pq.ParquetFile(file).metadata.num_rows))
+        elif len(files) == 1:
+            spans.append((file, None, -1))
+        else:
+            return plain
+
+    def where(i: int) -> str:
+        offset = 0
+        for file, lines, n in spans:
+            if n < 0 or i < offset + n:
+                j = i - offset
+                line = f" (line {lines[j]})" if lines is not None and j < len(lines) else ""
+                return f"{file} row {j}{line}"
+            offset += n
+        return plain(i)
+
+    return where
 
 
 def to_image(value: Any, base_dir: str | Path | None = None, *, where: str = "image") -> Image.Image:

@@ -5,7 +5,8 @@ lmms-eval installs only ``lmms-eval`` and finds external tasks only through
 subcommands and output files) with ``eval_tasks/lmms_eval`` added to every task
 search, so ``lmms_eval --model vthinker --tasks vtbench ...`` works as written; a
 user's own ``--include_path`` is searched as well. Unlike plain ``lmms-eval``, the
-exit status is non-zero when an evaluation failed.
+exit status is non-zero when an evaluation failed (``--tasks list`` and the other listings
+exit 0), and bad or unreachable task data is one line on stderr, not a traceback.
 
 For several processes: ``accelerate launch -m vthinker_plugins.lmms_eval.cli --model ...``.
 The tasks come from the checkout's ``eval_tasks/lmms_eval`` or, for a wheel install, from
@@ -72,6 +73,22 @@ def install_task_path(path: Path | None = None) -> Path:
     return Path(folder)
 
 
+def _data_error(exc: BaseException) -> BaseException | None:
+    """The :class:`~vthinker_plugins.data.sources.DataError` behind ``exc`` (its causes, or the last attempt
+    of a tenacity ``RetryError``), if any."""
+    from vthinker_plugins.data.sources import DataError
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DataError):
+            return exc
+        last = getattr(exc, "last_attempt", None)
+        inner = last.exception() if last is not None and hasattr(last, "exception") else None
+        exc = inner or exc.__cause__ or exc.__context__
+    return None
+
+
 def _count_failures() -> list[BaseException]:
     """lmms-eval logs a failed evaluation and carries on with exit status 0; record failures instead."""
     import lmms_eval.__main__ as lmms_main
@@ -84,8 +101,15 @@ def _count_failures() -> list[BaseException]:
     def cli_evaluate_single(args):
         try:
             return original(args)
+        except SystemExit as exc:  # ``--tasks list`` and friends end with sys.exit(): a success
+            if exc.code not in (None, 0):
+                failures.append(exc)
+            raise
         except BaseException as exc:
             failures.append(exc)
+            data_error = _data_error(exc)
+            if data_error is not None:  # the user's data: one line instead of lmms-eval's traceback
+                raise SystemExit(f"lmms_eval: bad data: {data_error}") from None
             raise
 
     cli_evaluate_single._vthinker_wrapped = True  # type: ignore[attr-defined]
@@ -106,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lmms_eval_main()
     except SystemExit as exc:
+        if isinstance(exc.code, str):  # a one-line error (bad task data, unreachable hub)
+            print(exc.code, file=sys.stderr)
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         return code or (1 if failures else 0)
     return 1 if failures else 0

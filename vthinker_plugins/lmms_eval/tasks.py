@@ -45,6 +45,14 @@ SOURCE_COLUMN = "vthinker_source"
 TASK_COLUMN = "vthinker_task"
 KEY_COLUMN = "vthinker_key"
 BASE_DIR_COLUMN = "vthinker_base_dir"
+WHERE_COLUMN = "vthinker_where"  # file and row of the doc, for error messages
+
+
+class TaskDataError(SystemExit):
+    """Task data that cannot be loaded (a file that does not parse, an unreachable hub): ends the run with
+    its one-line message. A ``SystemExit``, not an ``Exception``, because lmms-eval 0.7.3 retries a failing
+    ``process_docs`` five times 2 s apart (tenacity on ``ConfigurableTask.download``) and prints a
+    traceback for any ``Exception``; neither helps with data the user has to fix."""
 
 #: The VTBench subtask a task evaluates -> the ``Sample.task`` of that item.
 VTBENCH_KINDS = ("vtbench_perception", "vtbench_instruction", "vtbench_reasoning")
@@ -53,32 +61,63 @@ VTBENCH_KINDS = ("vtbench_perception", "vtbench_instruction", "vtbench_reasoning
 # --------------------------------------------------------------------------- data
 
 
-def _resolve_source(stub: Any, fmt: str | None = None) -> tuple[Any, str]:
-    """Load the real data named by a source file (or keep real data as is); returns (dataset, base_dir).
+def _resolve_source(stub: Any, fmt: str | None = None) -> tuple[Any, str, list[str] | None]:
+    """Load the real data named by a source file (or keep real data as is); returns (dataset, base_dir,
+    where each row comes from -- ``None`` for data kept as is). Data that cannot be had is a
+    :class:`TaskDataError` naming the file and line, or the variable to set when the hub is out of reach.
     ``fmt="visulogic"``: a hub id is first downloaded in its hub layout (``data.jsonl``, ``images.zip``)."""
-    from vthinker_plugins.data.sources import load_rows
+    from vthinker_plugins.data.benchmarks import local_copy_hint
+    from vthinker_plugins.data.sources import DataError, load_rows, row_locator
 
     if SOURCE_COLUMN not in stub.column_names:
-        return stub, ""
+        return stub, "", None
     if len(stub) != 1:
         raise ValueError(f"task source file must hold exactly one row, found {len(stub)}")
     row = stub[0]
     env = row.get("env") or ""
     source = os.environ.get(env, "").strip() or row[SOURCE_COLUMN]
     split = row.get("split") or None
-    if fmt == "visulogic":
-        from vthinker_plugins.data.benchmarks import visulogic_local
+    _warn_if_judge_unreachable()
+    hint = local_copy_hint(env or None)
+    try:
+        if fmt == "visulogic":
+            from vthinker_plugins.data.benchmarks import visulogic_local
 
-        source, split = visulogic_local(source), None
-    dataset = load_rows(source, split)
+            source, split = visulogic_local(source, local_hint=hint), None
+        dataset = load_rows(source, split, local_hint=hint)
+    except DataError as exc:
+        raise TaskDataError(f"lmms_eval: task data {source}: {exc}") from None
     path = Path(source).expanduser()
     base_dir = str((path if path.is_dir() else path.parent).resolve()) if path.exists() else ""
     if len(dataset) == 0:
-        raise ValueError(f"{source} (split {split}): no rows; check {env or 'the task data source'}")
-    return dataset, base_dir
+        raise TaskDataError(f"lmms_eval: {source} (split {split}): no rows; check {env or 'the task data source'}")
+    locate = row_locator(source, split)
+    return dataset, base_dir, [locate(i) for i in range(len(dataset))]
 
 
-def _tag(dataset: Any, task: str, key_prefix: str, base_dir: str, ids: list[str] | None = None) -> Any:
+_warned: set[str] = set()
+
+
+def _warn_if_judge_unreachable() -> None:
+    """Say at the start, once per endpoint, when the configured judge does not answer (its docs would be
+    left unscored: ``judge_failed``, accuracy null)."""
+    from loguru import logger
+
+    try:
+        judge = _judge()
+    except (OSError, ValueError) as exc:  # a VTHINKER_JUDGE_* setting that is wrong
+        raise TaskDataError(f"lmms_eval: judge settings: {exc}") from None
+    if judge is None or judge.base_url in _warned:
+        return
+    _warned.add(judge.base_url)
+    reason = judge.unreachable_reason()
+    if reason is not None:
+        logger.warning(f"the judge {judge.model} at {judge.base_url} is unreachable ({reason}); the docs it judges "
+                       "stay unscored (judge_failed, accuracy null)")
+
+
+def _tag(dataset: Any, task: str, key_prefix: str, base_dir: str, where: list[str] | None,
+         ids: list[str] | None = None) -> Any:
     if ids is None:
         if "id" not in dataset.column_names:
             raise ValueError(f"{key_prefix}: the data has no 'id' column (columns: {dataset.column_names})")
@@ -88,18 +127,19 @@ def _tag(dataset: Any, task: str, key_prefix: str, base_dir: str, ids: list[str]
         if i in seen:
             raise ValueError(f"{key_prefix}: duplicate sample id {i!r} in the data")
         seen.add(i)
-    for name in (TASK_COLUMN, KEY_COLUMN, BASE_DIR_COLUMN):
+    for name in (TASK_COLUMN, KEY_COLUMN, BASE_DIR_COLUMN, WHERE_COLUMN):
         if name in dataset.column_names:
             dataset = dataset.remove_columns(name)
     # add_column leaves the (large, embedded) image columns untouched, unlike map().
     dataset = dataset.add_column(TASK_COLUMN, [task] * len(ids))
     dataset = dataset.add_column(KEY_COLUMN, [f"{key_prefix}:{i}" for i in ids])
+    dataset = dataset.add_column(WHERE_COLUMN, where or [f"{key_prefix} doc {i}" for i in range(len(ids))])
     return dataset.add_column(BASE_DIR_COLUMN, [base_dir] * len(ids))
 
 
 def _vtbench_docs(dataset: Any, kind: str) -> Any:
-    data, base_dir = _resolve_source(dataset)
-    return _tag(data, kind, kind, base_dir)
+    data, base_dir, where = _resolve_source(dataset)
+    return _tag(data, kind, kind, base_dir, where)
 
 
 def vtbench_perception_docs(dataset: Any) -> Any:
@@ -118,8 +158,8 @@ def vtbench_reasoning_docs(dataset: Any) -> Any:
 
 
 def _mathvision_docs(dataset: Any, task_name: str) -> Any:
-    data, base_dir = _resolve_source(dataset)
-    return _tag(data, "mathvision", task_name, base_dir)
+    data, base_dir, where = _resolve_source(dataset)
+    return _tag(data, "mathvision", task_name, base_dir, where)
 
 
 def mathvision_test_docs(dataset: Any) -> Any:
@@ -143,17 +183,17 @@ def wemath_docs(dataset: Any) -> Any:
     """``process_docs`` of ``vthinker_wemath``: ids are ``<ID>-<part>`` (``ID`` names a problem group)."""
     from vthinker_plugins.data.benchmarks import wemath_sample_id
 
-    data, base_dir = _resolve_source(dataset)
+    data, base_dir, where = _resolve_source(dataset)
     ids = [wemath_sample_id(g, k) for g, k in zip(_column(data, ("ID",), "vthinker_wemath"),
                                                    _column(data, ("key",), "vthinker_wemath"), strict=True)]
-    return _tag(data, "wemath", "vthinker_wemath", base_dir, ids)
+    return _tag(data, "wemath", "vthinker_wemath", base_dir, where, ids)
 
 
 def visulogic_docs(dataset: Any) -> Any:
     """``process_docs`` of ``vthinker_visulogic`` (hub ``id``, or a TSV's ``index``)."""
-    data, base_dir = _resolve_source(dataset, "visulogic")
+    data, base_dir, where = _resolve_source(dataset, "visulogic")
     ids = [str(i) for i in _column(data, ("id", "index"), "vthinker_visulogic")]
-    return _tag(data, "visulogic", "vthinker_visulogic", base_dir, ids)
+    return _tag(data, "visulogic", "vthinker_visulogic", base_dir, where, ids)
 
 
 # --------------------------------------------------------------------------- doc -> sample
@@ -162,11 +202,11 @@ def visulogic_docs(dataset: Any) -> Any:
 def doc_to_sample(doc: dict[str, Any]) -> Sample:
     """The :class:`Sample` of a doc prepared by one of the ``process_docs`` above."""
     task = doc.get(TASK_COLUMN)
-    where = doc.get(KEY_COLUMN) or f"doc {doc.get('id')!r}"
+    where = doc.get(WHERE_COLUMN) or doc.get(KEY_COLUMN) or f"doc {doc.get('id')!r}"
     if task in VTBENCH_KINDS:
         from vthinker_plugins.data.benchmarks import vtbench_samples
 
-        samples = vtbench_samples(doc)
+        samples = vtbench_samples(doc, where=where)
         for sample in samples:
             if sample.task == task:
                 return sample
@@ -174,7 +214,7 @@ def doc_to_sample(doc: dict[str, Any]) -> Sample:
     if task == "mathvision":
         from vthinker_plugins.data.benchmarks import mathvision_sample
 
-        return mathvision_sample(doc, doc.get(BASE_DIR_COLUMN) or None)
+        return mathvision_sample(doc, doc.get(BASE_DIR_COLUMN) or None, where=where)
     if task == "wemath":
         from vthinker_plugins.data.benchmarks import wemath_sample
 
@@ -306,8 +346,18 @@ def _percent(rate: Any) -> float | None:
 
 
 def aggregate_accuracy(items: list[Any]) -> float | None:
-    """Accuracy in percent over scored docs (judge verdicts for drawings, answer equivalence otherwise)."""
-    return _percent(_task_metrics(items).get("accuracy"))
+    """Accuracy in percent over scored docs (judge verdicts for drawings, answer equivalence otherwise);
+    when it is null the log says why (e.g. the judge failed on every doc)."""
+    from loguru import logger
+
+    from vthinker_plugins.scoring import null_accuracy_reason
+
+    metrics = _task_metrics(items)
+    reason = null_accuracy_reason(metrics, _verdicts(items)) if metrics else None
+    if reason is not None:
+        task = next((v.get("task") for v in _verdicts(items)), "task")
+        logger.warning(f"{task}: {reason}")
+    return _percent(metrics.get("accuracy"))
 
 
 def aggregate_pixel_accuracy(items: list[Any]) -> float | None:

@@ -6,7 +6,7 @@
 - :class:`Judge` — async OpenAI-compatible 0/1 judge (images, answers, consistency), retried and cached.
 - :func:`pixel_metric` — judge-free VTBench perception/instruction score from the images.
 - :func:`score_sample` / :func:`ascore_sample` / :func:`score_samples` / :func:`summarize` — per-task verdicts
-  and metrics.
+  and metrics; :func:`null_accuracy_reason` — why a task's accuracy is null.
 """
 
 from vthinker_plugins.scoring.answers import answers_match, choice_letter
@@ -18,7 +18,13 @@ from vthinker_plugins.scoring.mathvision import (
     score_mathvision,
 )
 from vthinker_plugins.scoring.pixel_metric import PixelMetricConfig, PixelScore, pixel_metric
-from vthinker_plugins.scoring.score import ascore_sample, score_sample, score_samples, summarize
+from vthinker_plugins.scoring.score import (
+    ascore_sample,
+    null_accuracy_reason,
+    score_sample,
+    score_samples,
+    summarize,
+)
 from vthinker_plugins.scoring.visulogic import extract_visulogic_answer, score_visulogic, visulogic_report
 from vthinker_plugins.scoring.wemath import extract_wemath_answer, score_wemath, wemath_report, wemath_scores
 
@@ -36,6 +42,7 @@ __all__ = [
     "extract_wemath_answer",
     "mathvision_correct",
     "mathvision_report",
+    "null_accuracy_reason",
     "parse_judgement",
     "pixel_metric",
     "score_mathvision",

@@ -360,6 +360,18 @@ class Judge:
         text = self._prompt("consistency", reasoning=reasoning_tail, answer=answer)
         return await self._ask("consistency", text, key_parts=[text])
 
+    def unreachable_reason(self, timeout: float = 5.0) -> str | None:
+        """``None`` when the endpoint answers HTTP at all (one ``GET <base_url>/models``; an error status
+        still means a server is there), else why not -- for a warning before any sample is judged."""
+        import httpx
+
+        url = self.base_url.rstrip("/") + "/models"
+        try:
+            httpx.get(url, timeout=timeout, headers={"Authorization": f"Bearer {self.api_key}"})
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no answer'}"[:300]
+        return None
+
     async def aclose(self) -> None:
         """Close the HTTP clients created on the running event loop."""
         await self._chat.aclose()

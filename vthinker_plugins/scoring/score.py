@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -319,3 +319,15 @@ def summarize(verdicts: Iterable[dict[str, Any]]) -> dict[str, Any]:
             metrics["official"] = visulogic_report(rows)
         summary[task] = metrics
     return summary
+
+
+def null_accuracy_reason(metrics: dict[str, Any], verdicts: Iterable[dict[str, Any]]) -> str | None:
+    """Why a task's ``accuracy`` (from :func:`summarize`) is null, or ``None`` when it is not: the judge
+    failed on its rows (with the judge's most frequent error), or none could be scored."""
+    if metrics.get("accuracy") is not None:
+        return None
+    failed = [v for v in verdicts if v.get("judge_status") == "failed"]
+    if failed:
+        error = Counter(str(v.get("judge_error") or "no reply") for v in failed).most_common(1)[0][0]
+        return f"accuracy is null: the judge failed on {len(failed)} of {metrics.get('n')} row(s) ({error})"
+    return f"accuracy is null: none of its {metrics.get('n')} row(s) could be scored"

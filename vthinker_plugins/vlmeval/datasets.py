@@ -241,6 +241,12 @@ class _VThinkerDataset(ImageBaseDataset):
     def _build_tsv(self, dataset: str, path: Path) -> None:
         raise NotImplementedError
 
+    def first_per_task(self, limit: int) -> pd.DataFrame:
+        """The first ``limit`` rows of each task, in order: what ``--limit`` means for a V-Thinker dataset
+        (the combined ``VTBench`` gets ``limit`` rows of each of its three tasks), as in lmms-eval."""
+        tasks = pd.Series([self._task_of(line) for _, line in self.data.iterrows()], index=self.data.index)
+        return self.data[tasks.groupby(tasks, sort=False).cumcount() < limit]
+
     def _select(self, dataset: str, data: pd.DataFrame) -> pd.DataFrame:
         return data
 
@@ -337,9 +343,13 @@ class _VThinkerDataset(ImageBaseDataset):
     def summarize(self, verdicts: list[dict[str, Any]]) -> dict[str, Any]:
         """Per-task metrics of :func:`vthinker_plugins.scoring.summarize`, accuracy in percent as ``Overall``
         for a single-task dataset; one entry per task for the combined ``VTBench``."""
-        from vthinker_plugins.scoring import summarize
+        from vthinker_plugins.scoring import null_accuracy_reason, summarize
 
         per_task = summarize(verdicts)
+        for task, metrics in per_task.items():  # say why an accuracy is null (e.g. the judge was down)
+            reason = null_accuracy_reason(metrics, [v for v in verdicts if v.get("task") == task])
+            if reason is not None:
+                metrics["note"] = reason
         if len(per_task) == 1:
             metrics = next(iter(per_task.values()))
             return {"Overall": metrics.get("accuracy_pct"), **metrics}

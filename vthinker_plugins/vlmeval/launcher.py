@@ -12,6 +12,14 @@ Generated images and trajectories go to ``<work-dir>/vthinker_images`` unless
 ``$VTHINKER_VLMEVAL_IMAGE_DIR`` says otherwise. The exit status is non-zero when any
 model x dataset combination failed (VLMEvalKit itself logs the failure and goes on).
 
+Before VLMEvalKit starts, the TSVs of the V-Thinker datasets asked for are built if missing
+(from ``VTHINKER_VTBENCH_DATA`` / ``VTHINKER_MATHVISION_DATA`` or the hub): bad or unreachable
+data is then one line (and a non-zero exit status), not a logged traceback per model. A judge
+(``--judge-base-url`` or ``VTHINKER_JUDGE_URL``) that does not answer is reported at the start.
+``--limit N`` takes the first N items of each task of a V-Thinker dataset (the combined
+``VTBench``: N of each of its three tasks), as ``vthinker run --limit`` and lmms-eval's
+``--limit`` do; other datasets keep VLMEvalKit's meaning (their first N rows).
+
     vthinker vlmeval --data VTBench VThinker_MathVision_MINI --model V-Thinker-7B
 """
 
@@ -97,6 +105,64 @@ def _failures(work_dir: str, models: list[str]) -> list[str]:
     return failed
 
 
+def _prepare_datasets(names: list[str]) -> None:
+    """Build the V-Thinker datasets among ``names`` once (their TSVs are written if missing), so that bad
+    or unreachable data stops the launcher with one line instead of a traceback inside VLMEvalKit."""
+    from vthinker_plugins.data.sources import DataError
+    from vthinker_plugins.vlmeval.datasets import DATASET_CLASSES
+
+    for name in names:
+        cls = next((c for c in DATASET_CLASSES if name in c.supported_datasets()), None)
+        if cls is None:
+            continue
+        try:
+            cls(dataset=name)
+        except DataError as exc:
+            raise SystemExit(f"vthinker vlmeval: {name}: {exc}") from None
+
+
+def _warn_if_judge_unreachable(args: argparse.Namespace) -> None:
+    from vthinker_plugins.scoring.judge import Judge
+
+    url = getattr(args, "judge_base_url", None) or os.environ.get("VTHINKER_JUDGE_URL")
+    model = getattr(args, "judge", None) or os.environ.get("VTHINKER_JUDGE_MODEL")
+    if not url or not model:
+        return
+    judge = Judge(url.rstrip("/"), model, api_key=getattr(args, "judge_key", None))
+    reason = judge.unreachable_reason()
+    if reason is not None:
+        print(f"vthinker vlmeval: WARNING: the judge {model} at {url} is unreachable ({reason}); the items it "
+              "judges stay unscored (judge_failed, accuracy null)", file=sys.stderr, flush=True)
+
+
+def _limit_per_task() -> None:
+    """Make ``--limit`` take the first N items of each task of a V-Thinker dataset. VLMEvalKit 0.0.20 cuts
+    ``dataset.data.iloc[:limit]`` inside ``vlmeval.inference.infer_data_job``, which ``vlmeval.run``
+    calls with keyword arguments; the wrapper cuts per task first and passes no limit on."""
+    import inspect
+
+    import vlmeval.run
+
+    from vthinker_plugins.vlmeval.datasets import _VThinkerDataset
+
+    original = vlmeval.run.infer_data_job
+    if getattr(original, "_vthinker_per_task", False):
+        return
+    if "limit" not in inspect.signature(original).parameters:
+        raise RuntimeError("vthinker vlmeval: vlmeval.run.infer_data_job has no 'limit' parameter; this launcher "
+                           "is written for ms-vlmeval 0.0.20")
+
+    def infer_data_job(*args: Any, **kwargs: Any) -> Any:
+        dataset, limit = kwargs.get("dataset"), kwargs.get("limit")
+        if limit and isinstance(dataset, _VThinkerDataset):
+            dataset.data = dataset.first_per_task(int(limit))
+            kwargs["limit"] = None
+        return original(*args, **kwargs)
+
+    infer_data_job._vthinker_per_task = True  # type: ignore[attr-defined]
+    vlmeval.run.infer_data_job = infer_data_job
+
+
 def main(args: argparse.Namespace) -> int:
     """Register the plugin and run VLMEvalKit's runner with ``args``."""
     if args.lmudata:
@@ -112,6 +178,9 @@ def main(args: argparse.Namespace) -> int:
 
     load_env()
     _register_extra_models(args.vthinker_model)
+    _prepare_datasets(list(args.data or []))
+    _warn_if_judge_unreachable(args)
+    _limit_per_task()
     if args.nproc is not None:  # what vlmeval.run.parse_args does after parsing
         args.api_nproc = args.nproc
     models = list(args.model or [])

@@ -1,0 +1,93 @@
+"""``vthinker make-interaction-sample``: a small V-Interaction-400K-format sample the project generates
+itself, so the LlamaFactory stage-2 smoke runs without the hub.
+
+Each row is a figure of :mod:`vthinker_plugins.data.vtbench_sample` (right triangle, rectangle, circle)
+with its interactive-reasoning question, one tool-code step (the first round of the figure's reference
+solution, e.g. "mark the midpoint M of BC"), the image that code draws, a reasoning text holding the
+code in a ``<code>`` block, and the answer -- in exactly the hub schema of V-Interaction-400K (``id,
+question, image, original_img_code, edited_image, tool_code, CoT_with_code, answer``; images embedded
+as PNG in parquet). ``vthinker convert interaction --verify`` re-runs every tool code in the sandbox
+and keeps every row. Deterministic for a seed.
+
+    vthinker make-interaction-sample data/interaction_sample.parquet --n 12
+    vthinker convert interaction --source data/interaction_sample.parquet --out data/llamafactory --verify
+    llamafactory-cli train llamafactory_configs/smoke/stage2_cpu.yaml \\
+        model_name_or_path=/tmp/tiny-qwen dataset_dir=data/llamafactory output_dir=saves/smoke/stage2
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from vthinker_plugins.data.sources import image_to_png
+from vthinker_plugins.data.vtbench_sample import build_rows, run_drawing_code
+
+DEFAULT_FILE_NAME = "interaction_sample.parquet"
+
+_COT = (
+    "<think>The question needs a construction on the figure before the lengths can be related, "
+    "so I draw it first.\n<code>\n```python\n{code}```\n</code>\n"
+    "With the construction drawn, the figure shows the right triangle that links the given lengths; "
+    "applying the Pythagorean relation to it gives {answer}.</think>\n<answer>{answer}</answer>"
+)
+
+
+def build_interaction_rows(n: int = 6, seed: int = 0) -> list[dict[str, Any]]:
+    """``n`` rows in the V-Interaction-400K schema (images as ``{"bytes", "path"}`` structs)."""
+    rows = []
+    for figure in build_rows(n, seed):
+        code = figure["code_reasoning"][0]  # the first step of the reference solution, on the input image
+        edited = run_drawing_code(code, [figure["image"]])
+        answer = figure["answer_reasoning"]
+        rows.append({
+            "id": figure["id"].replace("vts-", "vis-", 1),
+            "question": figure["question_reasoning"],
+            "image": {"bytes": image_to_png(figure["image"]), "path": None},
+            "original_img_code": figure["figure_code"],
+            "edited_image": {"bytes": image_to_png(edited), "path": None},
+            "tool_code": code,
+            "CoT_with_code": _COT.format(code=code, answer=answer),
+            "answer": answer,
+        })
+    return rows
+
+
+def features():
+    """The ``datasets`` features of V-Interaction-400K's hub schema."""
+    import datasets
+
+    text = datasets.Value("string")
+    return datasets.Features({
+        "id": text, "question": text, "image": datasets.Image(), "original_img_code": text,
+        "edited_image": datasets.Image(), "tool_code": text, "CoT_with_code": text, "answer": text,
+    })
+
+
+def make_interaction_sample(path: str | Path, n: int = 6, seed: int = 0) -> Path:
+    """Write the sample as parquet and return its path (``path``: a ``.parquet`` file or a folder)."""
+    import datasets
+
+    out = Path(path)
+    if out.suffix != ".parquet":
+        out = out / DEFAULT_FILE_NAME
+    out.parent.mkdir(parents=True, exist_ok=True)
+    dataset = datasets.Dataset.from_list(build_interaction_rows(n, seed), features=features())
+    tmp = out.with_name(out.name + ".tmp")
+    dataset.to_parquet(str(tmp))
+    tmp.replace(out)
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("output", help=f"parquet file, or a folder to hold {DEFAULT_FILE_NAME}")
+    parser.add_argument("--n", type=int, default=6, help="rows; default 6")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def main(args: argparse.Namespace) -> int:
+    path = make_interaction_sample(args.output, n=args.n, seed=args.seed)
+    print(f"V-Interaction-format sample: {args.n} rows written to {path}\n"
+          f"next: vthinker convert interaction --source {path} --out data/llamafactory --verify")
+    return 0
