@@ -195,7 +195,7 @@ def test_bad_rows_name_the_row_and_field(wemath_file: Path, visulogic_dir: Path,
                             ({"tag": ""}, r"field 'tag' \(the reasoning category\) must be a non-empty string"),
                             ({"image_path": "images/nope.png"}, r"image 'images/nope.png' is neither a file under")):
         (bad / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [data[0], data[1] | change]))
-        with pytest.raises(DataError, match=rf"row 1 \(id=vl-0-0001\).*{message}"):
+        with pytest.raises(DataError, match=rf"data.jsonl row 1 \(line 2\) \(id=vl-0-0001\).*{message}"):
             load_benchmark("visulogic", data=str(bad))
 
 
