@@ -67,9 +67,19 @@ def one_b_config(tiny_config: Any) -> Any:
     return type(tiny_config).from_dict(spec)
 
 
-def build_models(work: Path, sizes: list[str], device: str) -> dict[str, Path]:
+def _parameters(model_dir: Path) -> int:
     import torch
-    from transformers import AutoConfig, AutoProcessor, Qwen2_5_VLForConditionalGeneration
+    from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration
+
+    with torch.device("meta"):
+        model = Qwen2_5_VLForConditionalGeneration(AutoConfig.from_pretrained(model_dir))
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_models(work: Path, sizes: list[str], device: str) -> dict[str, tuple[Path, int]]:
+    """Each size's checkpoint folder and parameter count."""
+    import torch
+    from transformers import AutoConfig, AutoProcessor, GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
     from vthinker_plugins.tiny_model import build_tiny_model
 
@@ -80,7 +90,7 @@ def build_models(work: Path, sizes: list[str], device: str) -> dict[str, Path]:
         torch.manual_seed(0)
         with torch.device(device):
             model = Qwen2_5_VLForConditionalGeneration(config).to(torch.bfloat16)
-        model.generation_config = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny).generation_config
+        model.generation_config = GenerationConfig.from_pretrained(tiny)  # eos/pad ids, the per-step token cap
         out = work / "1b"
         model.save_pretrained(out)
         processor = AutoProcessor.from_pretrained(tiny)
@@ -88,7 +98,7 @@ def build_models(work: Path, sizes: list[str], device: str) -> dict[str, Path]:
         processor.save_pretrained(out)
         del model
         paths["1b"] = out
-    return paths
+    return {size: (path, _parameters(path)) for size, path in paths.items()}
 
 
 def _images(n: int, size: int) -> list[Any]:
@@ -255,24 +265,25 @@ def main(argv: list[str] | None = None) -> int:
     def save() -> None:
         out.write_text(json.dumps(report, indent=2, default=str))
 
-    work = Path(tempfile.mkdtemp(prefix="vthinker-gpu-check-"))
-    start = time.perf_counter()
-    paths = build_models(work, sizes, device)
-    report["build_s"] = time.perf_counter() - start
-    save()
-    workers = min(8, os.cpu_count() or 2)
-    with Sandbox(SandboxConfig(wall_time_s=20, workers=workers)) as sandbox:
-        sandbox.run("print('warm')")
-        for size in sizes:
-            plan = {"tiny": (2, 2, 2, 112) if opts.cpu else (32, 16, 8, 112), "1b": (16, 16, 8, 448)}[size]
-            n_samples, rollouts, generations, image_size = plan
-            entry = report["models"].setdefault(size, {"path": str(paths[size])})
-            print(f"[gpu_check] {size}: HF backend loop, {n_samples} samples", flush=True)
-            entry["hf_loop"] = hf_loop(paths[size], device, n_samples, image_size, sandbox)
-            save()
-            print(f"[gpu_check] {size}: GRPO, {rollouts} rollouts per step", flush=True)
-            entry["grpo"] = grpo_steps(paths[size], device, 2, rollouts, generations, image_size, work, sandbox)
-            save()
+    with tempfile.TemporaryDirectory(prefix="vthinker-gpu-check-") as tmp:  # the checkpoints: removed after
+        work = Path(tmp)
+        start = time.perf_counter()
+        paths = build_models(work, sizes, device)
+        report["build_s"] = time.perf_counter() - start
+        save()
+        workers = min(8, os.cpu_count() or 2)
+        with Sandbox(SandboxConfig(wall_time_s=20, workers=workers)) as sandbox:
+            sandbox.run("print('warm')")
+            for size in sizes:
+                plan = {"tiny": (2, 2, 2, 112) if opts.cpu else (32, 16, 8, 112), "1b": (16, 16, 8, 448)}[size]
+                n_samples, rollouts, generations, image_size = plan
+                entry = report["models"].setdefault(size, {"parameters": paths[size][1]})
+                print(f"[gpu_check] {size}: HF backend loop, {n_samples} samples", flush=True)
+                entry["hf_loop"] = hf_loop(paths[size][0], device, n_samples, image_size, sandbox)
+                save()
+                print(f"[gpu_check] {size}: GRPO, {rollouts} rollouts per step", flush=True)
+                entry["grpo"] = grpo_steps(paths[size][0], device, 2, rollouts, generations, image_size, work, sandbox)
+                save()
     report["total_s"] = time.perf_counter() - start
     save()
     print(json.dumps(report, indent=2, default=str))

@@ -21,6 +21,7 @@ def test_gpu_check_cpu_dry_run(tmp_path: Path) -> None:
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     report = json.loads(out.read_text())
     assert report["dry_run"] is True and report["trl"] == "1.16.0" and list(report["models"]) == ["tiny"]
+    assert 100_000 < report["models"]["tiny"]["parameters"] < 1_000_000
     loop, grpo = report["models"]["tiny"]["hf_loop"], report["models"]["tiny"]["grpo"]
     # The interactive loop ran the sandbox twice per sample and fed both images back.
     assert loop["errors"] == [] and loop["tool_calls"] == 2 * loop["samples"] == loop["tool_images"]
