@@ -5,12 +5,19 @@
 # Both install the exact versions in envs/*.lock. Re-running reuses an environment whose
 # lock has not changed. VTHINKER_ENV_DIR moves the environments elsewhere.
 #   --vllm  (GPU machines) build the main environment from envs/vllm.in: + vllm 0.33.0, torch 2.14.0
+#   --vllm-check  (or VTHINKER_VLLM_CHECK=1) also build .venvs/vllm-check from envs/vllm-check.in (vllm 0.33.0 + TRL, no GPU needed)
+#                 for the vLLM contract tests (tests/vllm_contract); about 10 GiB and 3 minutes of
+#                 downloads. Skipped, with the reason printed and kept in .venvs/vllm-check.skipped,
+#                 when the disk is short or the install fails or outlasts VTHINKER_VLLM_CHECK_TIMEOUT
+#                 (seconds, default 1200).
 set -euo pipefail
 with_vllm=0
+with_check="${VTHINKER_VLLM_CHECK:-0}"
 for arg in "$@"; do
   case "$arg" in
     --vllm) with_vllm=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --vllm-check) with_check=1 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -58,7 +65,38 @@ make_env() {  # name requirements-file
     || { cat "$venv/.vthinker-editable.log" >&2; exit 1; }
 }
 
+# The optional vLLM check environment: never fails the set-up, says why it was skipped.
+make_check_env() {
+  local venv="$env_dir/vllm-check" lock="$root/envs/vllm-check.in" marker="$env_dir/vllm-check.skipped"
+  local stamp="$venv/.vthinker-lock.sha256" want need_kb=$((12 * 1024 * 1024)) limit="${VTHINKER_VLLM_CHECK_TIMEOUT:-1200}"
+  want="$(sha256sum "$lock" | cut -d' ' -f1)"
+  mkdir -p "$env_dir"
+  skip() { echo "$1" > "$marker"; rm -rf "$venv"; log "skipping the vLLM check environment: $1"; }
+  if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    log "vllm-check environment up to date ($venv)"
+  else
+    free_kb="$(df -Pk "$env_dir" | awk 'NR==2 {print $4}')"
+    if [ "${free_kb:-0}" -lt "$need_kb" ]; then
+      skip "$((free_kb / 1024)) MiB free in $env_dir, about 12 GiB needed (vllm 0.33.0 with CUDA torch)"; return 0
+    fi
+    log "creating the vllm-check environment in $venv (about 10 GiB, a few minutes)"
+    rm -rf "$venv"
+    local start=$SECONDS
+    if ! { "$python" -m venv "$venv" && "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 \
+           && timeout "$limit" "$venv/bin/python" -m pip install -q -r "$lock" \
+              2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }; then
+      skip "installing envs/vllm-check.in failed or took over ${limit}s (see the pip output above)"; return 0
+    fi
+    echo "$want" > "$stamp"
+    log "vllm-check environment built in $((SECONDS - start))s ($(du -sh "$venv" | cut -f1))"
+  fi
+  rm -f "$marker"
+  "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$root" >"$venv/.vthinker-editable.log" 2>&1 \
+    || { cat "$venv/.vthinker-editable.log" >&2; skip "installing the package failed"; }
+}
+
 if [ "$with_vllm" = 1 ]; then make_env main vllm.in; else make_env main main.lock; fi
+if [ "$with_check" = 1 ]; then make_check_env; fi
 make_env sft sft.lock
 # Lets plain `llamafactory-cli train` (and its torchrun workers) find our chat template: a .pth
 # import hook that registers it when LlamaFactory loads its templates (llamafactory_configs/README.md).

@@ -209,3 +209,38 @@ def test_max_pixels_reaches_the_processor(tiny_model_dir, rl_parquet, sandbox, t
     assert image_token_runs(prompt_ids[0] + completion_ids[0], trainer.processing_class.image_token_id) == [4, 4]
     grid = trainer.processing_class.image_processor(images=images[0], return_tensors="pt")["image_grid_thw"]
     assert grid.tolist() == [[1, 4, 4], [1, 4, 4]]
+
+
+def test_grpo_loss_has_no_gradient_at_observation_positions(trained):
+    """TRL's real compute_loss on the step's scored batch: the gradient reaching the LM head's input is
+    exactly zero where the next token is an observation token (or padding), and non-zero wherever
+    the model wrote the next token. A hidden state feeds only its own position's LM head, so this is
+    the loss mask seen through autograd."""
+    trainer, _, _ = trained
+    scored = trainer.captured["scored"]
+    captured = {}
+
+    def keep(module, args, output):
+        output.retain_grad()
+        captured["hidden"] = output
+
+    norm = trainer.model.model.language_model.norm  # the LM head's input is this layer's output
+    handle = norm.register_forward_hook(keep)
+    try:
+        trainer.model.zero_grad()
+        loss = trainer.compute_loss(trainer.model, scored)
+        loss.backward()
+    finally:
+        handle.remove()
+        trainer.model.zero_grad()
+    prompt_width, completion_width = scored["prompt_ids"].shape[1], scored["completion_ids"].shape[1]
+    # Hidden state p predicts token p + 1: completion token j is predicted at prompt_width + j - 1.
+    grad = captured["hidden"].grad[:, prompt_width - 1: prompt_width - 1 + completion_width].abs().sum(dim=-1)
+    written = (scored["tool_mask"] * scored["completion_mask"]).bool()
+    observed = (scored["tool_mask"] == 0) & (scored["completion_mask"] == 1)
+    assert int(observed.sum()) > 0 and int(written.sum()) > 0
+    assert torch.all(grad[~written] == 0), "gradient at observation or padding positions"
+    assert torch.all(grad[written] > 0), "a model-written token without gradient"
+    # The observations hold the tool images' tokens: those positions, too, get no gradient.
+    image_tokens = scored["completion_ids"] == trainer.processing_class.image_token_id
+    assert int(image_tokens.sum()) > 0 and torch.all(grad[image_tokens] == 0)

@@ -25,3 +25,36 @@ def test_the_grpo_trainer_restores_checkpoints_through_the_seam() -> None:
     assert issubclass(VThinkerGRPOTrainer, GRPOTrainerBase)
     mro = VThinkerGRPOTrainer.__mro__
     assert mro.index(CheckpointWeightsMixin) < next(i for i, c in enumerate(mro) if c.__name__ == "Trainer")
+
+
+def test_no_private_trl_name_outside_the_seam() -> None:
+    """Private TRL names (and the ``self.tools`` switch) live in trl/compat.py only."""
+    import re
+    from pathlib import Path
+
+    import vthinker_plugins.trl as package
+
+    private = re.compile(
+        r"\._(?:generate|generate_and_score_completions|generate_single_turn|tool_call_loop|is_vlm|metrics|dist"
+        r"|last_loaded_step|place_features|llm_weights_sleeping|tokenize_prompts)\b|\.tools\s*="
+    )
+    offenders = []
+    for path in sorted(Path(package.__file__).parent.glob("*.py")):
+        if path.name == "compat.py":
+            continue
+        offenders += [f"{path.name}:{n}: {line.strip()}" for n, line in enumerate(path.read_text().splitlines(), 1)
+                      if private.search(line)]
+    assert offenders == []
+
+
+def test_the_public_extension_points_the_trainer_relies_on() -> None:
+    """TRL 1.16's rollout_func contract: ``rollout_func(prompts, trainer)`` returning prompt_ids,
+    completion_ids, logprobs, with ``env_mask`` taken as the loss mask and other keys as reward columns."""
+    import inspect
+
+    from trl import GRPOTrainer
+
+    assert "rollout_func" in inspect.signature(GRPOTrainer.__init__).parameters
+    source = inspect.getsource(GRPOTrainer._generate)
+    assert 'output = self.rollout_func(prompts, self)' in source
+    assert 'tool_mask = extra_fields.pop("env_mask", None)' in source

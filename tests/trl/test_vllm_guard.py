@@ -1,7 +1,9 @@
 """The vLLM generation paths' request building and their guard against TRL issue #6294.
 
-vLLM cannot be installed on these CPU machines, so the engine and the server are stood in
-for by small fakes; the processor, token ids and images are real.
+vLLM is not in the main environment, so the engine and the server are stood in for by small fakes
+that expand image tokens the way vLLM 0.33.0 does (each image's placeholder token becomes that image's
+tokens; tests/vllm_contract shows it with vLLM's own processor); the processor, token ids and images
+are real.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from grpo_helpers import make_image
 
+from vthinker_plugins.backends.vllm import engine_prompt_ids
 from vthinker_plugins.loop import GenerationRequest
 from vthinker_plugins.protocol import DEFAULT_PROMPTS
 from vthinker_plugins.trl.rollout import (
@@ -38,18 +41,25 @@ def job(tiny_model_dir):
 
 
 class FakeLLM:
-    """Echoes prompts the way vLLM reports them; ``expand`` re-expands image tokens (issue #6294)."""
+    """Reports prompts the way vLLM 0.33 does: the k-th image token becomes the k-th image's tokens
+    (``tokens_per_image``, default: the processor's 16), every other token stays."""
 
-    def __init__(self, image_token_id: int, expand: int = 0) -> None:
-        self.image_token_id, self.expand, self.seen = image_token_id, expand, []
+    def __init__(self, image_token_id: int, tokens_per_image: int = 16) -> None:
+        self.image_token_id, self.tokens_per_image, self.seen = image_token_id, tokens_per_image, []
 
     def generate(self, prompts, sampling_params, use_tqdm=False):
         self.seen.append((prompts, sampling_params))
         outs = []
         for prompt in prompts:
+            images = prompt.get("multi_modal_data", {}).get("image", [])
+            left = len(images) if isinstance(images, list) else 1
             ids = []
             for tok in prompt["prompt_token_ids"]:
-                ids += [tok] * (1 + self.expand if tok == self.image_token_id else 1)
+                if tok == self.image_token_id and left:
+                    ids += [tok] * self.tokens_per_image
+                    left -= 1
+                else:
+                    ids.append(tok)
             lp = [{5: SimpleNamespace(logprob=-0.5)}, {6: SimpleNamespace(logprob=-1.5)}]
             outs.append(SimpleNamespace(prompt_token_ids=ids,
                                         outputs=[SimpleNamespace(token_ids=[5, 6], logprobs=lp)]))
@@ -63,7 +73,10 @@ def test_colocate_builds_token_prompts_with_images_and_stops(job):
     (out,) = generator([gen_job])
     assert out.ids == [5, 6] and out.logprobs == [-0.5, -1.5]
     (prompt,), (params,) = llm.seen[0]
-    assert prompt["prompt_token_ids"] == gen_job.ids and prompt["multi_modal_data"]["image"] is gen_job.images[0]
+    # One placeholder token per image, which vLLM expands back to exactly the processor's ids.
+    assert prompt["prompt_token_ids"] == engine_prompt_ids(gen_job.ids, processor.image_token_id)
+    assert prompt["prompt_token_ids"].count(processor.image_token_id) == 1
+    assert prompt["multi_modal_data"]["image"] is gen_job.images[0]
     assert params["max_tokens"] == 7 and params["stop"] == ["</code>"] and params["include_stop_str_in_output"]
     assert params["temperature"] == 1.0 and params["top_p"] == 0.9 and params["logprobs"] == 0
     assert processor.image_token_id in params["logit_bias"]  # vision tokens are never sampled
@@ -71,7 +84,7 @@ def test_colocate_builds_token_prompts_with_images_and_stops(job):
 
 def test_colocate_refuses_re_expanded_image_tokens(job):
     processor, gen_job = job
-    generator = VLLMColocateGenerator(FakeLLM(processor.image_token_id, expand=1), processor, {},
+    generator = VLLMColocateGenerator(FakeLLM(processor.image_token_id, tokens_per_image=32), processor, {},
                                       sampling_params_cls=dict)
     with pytest.raises(PromptMismatchError, match="6294"):
         generator([gen_job])
@@ -117,7 +130,7 @@ def test_policy_backend_over_vllm_keeps_no_pixel_values(job):
     assert out.token_ids == [5, 6] and out.logprobs == [-0.5, -1.5] and out.finish_reason == "stop"
     state = backend.tokens.get(gen_job.request.key)
     assert state.ids == [*gen_job.ids, 5, 6] and state.pixel_values == [] and len(state.grids) == 1
-    assert llm.seen[0][0][0]["prompt_token_ids"] == gen_job.ids
+    assert llm.seen[0][0][0]["prompt_token_ids"] == engine_prompt_ids(gen_job.ids, processor.image_token_id)
 
 
 class EngineProcessingLLM(FakeLLM):

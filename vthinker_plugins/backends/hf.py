@@ -41,12 +41,12 @@ from typing import Any
 
 from PIL import Image
 
-from vthinker_plugins.chat import build_prompt, count_prompt_images
+from vthinker_plugins.chat import build_prompt
 from vthinker_plugins.loop import Backend, GenerationOutput, GenerationRequest
 
 from .hf_generate import TransformersGenerator, never_sampled_ids
 from .scripted import Script, ScriptedLogitsProcessor
-from .tokens import TOKENIZER_LOCK, GenerationJob, SegmentEncoder, TokenStates
+from .tokens import TOKENIZER_LOCK, GenerationJob, SegmentEncoder, TokenStates, check_image_count, finish_turn_segment
 
 
 def _resolve_dtype(dtype: Any, device: str) -> Any:
@@ -208,12 +208,7 @@ class HFBackend(Backend):
         return build_prompt(self.processor, request.system, request.user, request.assistant_prefix)
 
     def _job(self, request: GenerationRequest) -> GenerationJob:
-        # Counted on the request's own text: rendering the chat template every round just to count is waste.
-        n_marks, n_images = count_prompt_images(request.user, request.assistant_prefix), len(request.images)
-        if n_marks != n_images:
-            raise ValueError(
-                f"request {request.key}: the prompt has {n_marks} image placeholder(s) but {n_images} image(s)"
-            )
+        check_image_count(request)
         return self.tokens.job(request, self._budget(request))
 
     def _logits_processors(self, requests: Sequence[GenerationRequest], prompt_length: int) -> list[Any]:
@@ -256,32 +251,7 @@ class HFBackend(Backend):
 
     def _finish(self, request: GenerationRequest, generated: list[int]) -> GenerationOutput:
         """Cut one row at end of turn / its own token limit / the first stop string."""
-        ids: list[int] = []
-        saw_eos = False
-        for tok in generated:
-            if tok in self.eos_ids:
-                saw_eos = True
-                break
-            ids.append(tok)
-        budget = self._budget(request)
-        if len(ids) > budget:  # batch-mates may allow more tokens than this request
-            ids, saw_eos = ids[:budget], False
-        text = self.tokenizer.decode(ids, skip_special_tokens=False)
-        hits = [(text.find(s) + len(s), s) for s in request.stop if s and s in text]
-        if hits:
-            end = min(hits)[0]
-            # Keep the shortest token prefix whose text already contains the stop string.
-            while len(ids) > 1 and len(self.tokenizer.decode(ids[:-1], skip_special_tokens=False)) >= end:
-                ids = ids[:-1]
-            if len(self.tokenizer.decode(ids, skip_special_tokens=False)) > end:
-                # The last token runs past the stop string (e.g. ">\n"): replace it by the encoding
-                # of the text up to the stop string, so the ids the next round continues say what
-                # the returned text says.
-                head = ids[:-1]
-                head_text = self.tokenizer.decode(head, skip_special_tokens=False)
-                ids = head + self.tokenizer.encode(text[len(head_text):end], add_special_tokens=False)
-            return GenerationOutput(text=text[:end], finish_reason="stop", token_ids=ids)
-        return GenerationOutput(text=text, finish_reason="eos" if saw_eos else "length", token_ids=ids)
+        return finish_turn_segment(self.tokenizer, request, generated, self.eos_ids, self._budget(request))
 
     def observation_token_ids(self, observation: str, images: Sequence[Image.Image]) -> list[int] | None:
         """Token ids of an observation with each image expanded to its image tokens.

@@ -10,8 +10,8 @@ its own sampled text differently, and the model would see other tokens than in t
 - :class:`SegmentEncoder` tokenises prompts and observations with the model's processor.
 - :class:`TokenStates` holds each trajectory's ids and image features (keyed by
   ``GenerationRequest.key``) and turns a request into a :class:`GenerationJob`.
-- A :data:`Generator` (``backends.hf_generate.TransformersGenerator``, or the vLLM ones of the
-  GRPO trainer) turns jobs into :class:`GeneratedTokens`.
+- A :data:`Generator` (``backends.hf_generate.TransformersGenerator``, ``backends.vllm.VLLMGenerator``)
+  turns jobs into :class:`GeneratedTokens`; the evaluation backends cut them with :func:`finish_turn_segment`.
 
 Framework-free: torch, PIL and the model's processor only.
 """
@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from vthinker_plugins.chat import build_prompt, expand_observation_images, expand_placeholders
-from vthinker_plugins.loop import GenerationRequest
+from vthinker_plugins.chat import build_prompt, count_prompt_images, expand_observation_images, expand_placeholders
+from vthinker_plugins.loop import GenerationOutput, GenerationRequest
 from vthinker_plugins.protocol import IMAGE_PLACEHOLDER
 
 #: Rust tokenizers raise "Already borrowed" when one thread encodes (which may reset padding and
@@ -272,3 +272,47 @@ class TokenStates:
             raise RuntimeError(f"rollout {key}: generated tokens for a trajectory without state")
         state.ids.extend(ids)
         state.prefix += text
+
+
+# --------------------------------------------------------------------------- evaluation backends' common steps
+
+def check_image_count(request: GenerationRequest) -> None:
+    """The request's text has one image placeholder per image (counted on the text: no template render)."""
+    n_marks, n_images = count_prompt_images(request.user, request.assistant_prefix), len(request.images)
+    if n_marks != n_images:
+        raise ValueError(
+            f"request {request.key}: the prompt has {n_marks} image placeholder(s) but {n_images} image(s)"
+        )
+
+
+def finish_turn_segment(
+    tokenizer: Any, request: GenerationRequest, generated: Sequence[int], eos_ids: Sequence[int], budget: int
+) -> GenerationOutput:
+    """Cut generated ids at the end of turn, the request's own token budget, or its first stop string.
+
+    The text ends at the stop string. A last token that runs past it (e.g. ``>\n`` completing
+    ``</code>``) is replaced by the encoding of the text up to the stop string, so the ids the next
+    round continues say what the returned text says.
+    """
+    ids: list[int] = []
+    saw_eos = False
+    for tok in generated:
+        if tok in eos_ids:
+            saw_eos = True
+            break
+        ids.append(tok)
+    if len(ids) > budget:  # batch-mates may allow more tokens than this request
+        ids, saw_eos = ids[:budget], False
+    text = tokenizer.decode(ids, skip_special_tokens=False)
+    hits = [(text.find(s) + len(s), s) for s in request.stop if s and s in text]
+    if hits:
+        end = min(hits)[0]
+        # Keep the shortest token prefix whose text already contains the stop string.
+        while len(ids) > 1 and len(tokenizer.decode(ids[:-1], skip_special_tokens=False)) >= end:
+            ids = ids[:-1]
+        if len(tokenizer.decode(ids, skip_special_tokens=False)) > end:
+            head = ids[:-1]
+            head_text = tokenizer.decode(head, skip_special_tokens=False)
+            ids = head + tokenizer.encode(text[len(head_text):end], add_special_tokens=False)
+        return GenerationOutput(text=text[:end], finish_reason="stop", token_ids=ids)
+    return GenerationOutput(text=text, finish_reason="eos" if saw_eos else "length", token_ids=ids)

@@ -12,12 +12,13 @@ to generate:
 
 - :class:`TransformersGenerator` (core, :mod:`vthinker_plugins.backends.hf_generate`):
   ``model.generate`` on the (unwrapped) training model;
-- :class:`VLLMColocateGenerator`: TRL's colocated ``vllm.LLM``;
+- :class:`VLLMColocateGenerator`: TRL's colocated ``vllm.LLM``, through the core's
+  :class:`~vthinker_plugins.backends.vllm.VLLMGenerator` (the evaluation vLLM backend's too);
 - :class:`VLLMServerGenerator`: a ``trl vllm-serve`` server.
 
-Both vLLM paths guard TRL issue #6294 (prompts with pre-expanded image tokens corrupted
-under vLLM): the prompt vLLM reports must equal the processor's token ids, and the
-image-token runs must have the lengths the processor computed, or the step fails loudly.
+Both vLLM paths guard TRL issue #6294 (pre-expanded image tokens expanded again by vLLM): the
+colocated engine is sent one placeholder per image and its expansion must equal the processor's
+token ids; the server's image-token counts must be the processor's; or the step fails loudly.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from PIL import Image
 
 from vthinker_plugins.backends.hf_generate import StopOnStrings, TransformersGenerator, never_sampled_ids
@@ -40,6 +40,13 @@ from vthinker_plugins.backends.tokens import (
     TokenState,
     TokenStates,
 )
+from vthinker_plugins.backends.vllm import (
+    PromptMismatchError,
+    VLLMGenerator,
+    check_vllm_prompt,
+    engine_images,
+    image_token_runs,
+)
 from vthinker_plugins.loop import Backend, GenerationOutput, GenerationRequest, InteractionLoop, Trajectory
 from vthinker_plugins.protocol import CODE_CLOSE
 from vthinker_plugins.sample import Sample
@@ -50,62 +57,11 @@ from vthinker_plugins.sample import Sample
 RL_STOP_STRINGS: tuple[str, ...] = (CODE_CLOSE,)
 
 
-class PromptMismatchError(RuntimeError):
-    """vLLM saw other prompt tokens than the processor produced (TRL issue #6294)."""
-
-
 # --------------------------------------------------------------------------- vLLM generators
 
-def image_token_runs(ids: Sequence[int], image_token_id: int) -> list[int]:
-    """Lengths of the runs of ``image_token_id`` in ``ids`` (one run per image)."""
-    runs: list[int] = []
-    count = 0
-    for tok in ids:
-        if tok == image_token_id:
-            count += 1
-        elif count:
-            runs.append(count)
-            count = 0
-    if count:
-        runs.append(count)
-    return runs
-
-
-def engine_images(processor: Any, images: Sequence[Image.Image]) -> list[Image.Image]:
-    """``images`` resized to the size the trainer's image processor gives them.
-
-    vLLM processes the images itself with the checkpoint's pixel bounds, not the trainer's
-    (``max_pixels``/``min_pixels``): an image outside the trainer's bounds would get another
-    number of image tokens there than in the pre-expanded prompt. Already at that size, it gets the
-    same number under any wider bounds; such images are passed as they are.
-    """
-    proc = getattr(processor, "image_processor", None)
-    size = getattr(proc, "size", None)
-    bounds = [size.get(k) if hasattr(size, "get") else None for k in ("shortest_edge", "longest_edge")]
-    if None in bounds or not hasattr(proc, "merge_size"):  # pixel-area bounds: Qwen2-VL-style processors only
-        return list(images)
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
-
-    factor = getattr(proc, "patch_size", 14) * getattr(proc, "merge_size", 2)
-    out = []
-    for image in images:
-        h, w = smart_resize(image.height, image.width, factor=factor, min_pixels=bounds[0], max_pixels=bounds[1])
-        if (h, w) != (image.height, image.width):
-            image = image.convert("RGB").resize((w, h), Image.Resampling.BICUBIC)
-        out.append(image)
-    return out
-
-
-def expected_image_tokens(image_grid_thw: torch.Tensor | None, merge_size: int) -> list[int]:
-    if image_grid_thw is None:
-        return []
-    return [int(row.prod().item()) // (merge_size**2) for row in image_grid_thw]
-
-
-class VLLMColocateGenerator:
-    """Generate with TRL's colocated ``vllm.LLM`` (tensor parallel size 1), one request per job."""
-
-    needs_pixel_values = False
+class VLLMColocateGenerator(VLLMGenerator):
+    """Generate with TRL's colocated ``vllm.LLM`` (tensor parallel size 1), one request per job: the
+    core's token prompts, paused at ``</code>``, with sampled logprobs and vision tokens never sampled."""
 
     def __init__(
         self,
@@ -115,47 +71,12 @@ class VLLMColocateGenerator:
         stop_strings: Sequence[str] = RL_STOP_STRINGS,
         sampling_params_cls: Any = None,
     ) -> None:
-        self.llm = llm
-        self.sampling_params_cls = sampling_params_cls
-        self.processor = processor
-        self.sampling = {"logit_bias": dict.fromkeys(never_sampled_ids(processor.tokenizer), -100.0), **sampling}
-        self.stop_strings = list(stop_strings)
+        fixed = {"logit_bias": dict.fromkeys(never_sampled_ids(processor.tokenizer), -100.0), **sampling,
+                 "logprobs": 0}
+        super().__init__(llm, processor, fixed, stop_strings=stop_strings, sampling_params_cls=sampling_params_cls)
 
-    def __call__(self, jobs: Sequence[GenerationJob]) -> list[GeneratedTokens]:
-        if self.sampling_params_cls is not None:
-            SamplingParams = self.sampling_params_cls
-        else:
-            from vllm import SamplingParams
-
-        prompts, params = [], []
-        for job in jobs:
-            prompt: dict[str, Any] = {"prompt_token_ids": list(job.ids)}
-            if job.images:
-                images = engine_images(self.processor, job.images)
-                prompt["multi_modal_data"] = {"image": images if len(images) > 1 else images[0]}
-            prompts.append(prompt)
-            kwargs = {
-                **self.sampling,
-                "n": 1,
-                "max_tokens": job.max_new_tokens,
-                "temperature": job.request.temperature,
-                "top_p": job.request.top_p,
-                "logprobs": 0,
-                "stop": self.stop_strings,
-                "include_stop_str_in_output": True,
-            }
-            params.append(SamplingParams(**kwargs))
-        outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=False)
-        results = []
-        for job, out in zip(jobs, outputs, strict=True):
-            check_vllm_prompt(job.ids, list(out.prompt_token_ids), job.request.key)
-            completion = out.outputs[0]
-            logprobs = None
-            if completion.logprobs is not None:
-                pairs = zip(completion.logprobs, completion.token_ids, strict=True)
-                logprobs = [float(lp[tok].logprob) for lp, tok in pairs]
-            results.append(GeneratedTokens(list(completion.token_ids), logprobs))
-        return results
+    def sampling_params(self, job: GenerationJob) -> dict[str, Any]:
+        return {**super().sampling_params(job), "top_p": job.request.top_p}
 
 
 class VLLMServerGenerator:
@@ -220,19 +141,6 @@ class VLLMServerGenerator:
                                               for lp in lps[pos]],
                 )
         return [r for r in results if r is not None]
-
-
-def check_vllm_prompt(ours: Sequence[int], theirs: Sequence[int], key: str) -> None:
-    """Fail loudly when vLLM's prompt differs from the processor's (TRL issue #6294)."""
-    if list(ours) != list(theirs):
-        pairs = enumerate(zip(ours, theirs, strict=False))
-        first_diff = next((i for i, (a, b) in pairs if a != b), min(len(ours), len(theirs)))
-        raise PromptMismatchError(
-            f"rollout {key}: vLLM saw {len(theirs)} prompt tokens, the processor produced {len(ours)} "
-            f"(first difference at position {first_diff}). vLLM re-expanded the pre-expanded image tokens "
-            "(TRL issue #6294); refusing to train on corrupted prompts. Use a vLLM version that accepts "
-            "pre-expanded multimodal token prompts, or generate with transformers (use_vllm=False)."
-        )
 
 
 # --------------------------------------------------------------------------- the backend
@@ -379,7 +287,6 @@ __all__ = [
     "assemble",
     "check_vllm_prompt",
     "engine_images",
-    "expected_image_tokens",
     "image_token_runs",
     "never_sampled_ids",
 ]

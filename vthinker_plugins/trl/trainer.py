@@ -1,23 +1,15 @@
 """``VThinkerGRPOTrainer``: TRL 1.16's GRPO with V-Thinker's sandbox as a multi-turn image tool.
 
-What it changes in ``GRPOTrainer`` (pinned at 1.16.0: these are private extension points, see
-:mod:`vthinker_plugins.trl.compat`, which also makes resuming from a checkpoint restore every weight):
-
-- ``_generate(prompts)`` runs every rollout of the step through the project's one
-  :class:`~vthinker_plugins.loop.InteractionLoop` (generate until ``</code>`` or the end of the
-  turn, run the code in the sandbox with the rollout's images, append the observation with its
-  image tokens, continue; at most ``max_rounds`` code runs and ``max_tool_images`` images).
-  Generation requests of all rollouts are batched and the sandbox cells run concurrently on the
-  worker pool while other rollouts generate. It returns the token ids exactly as sampled, a
-  ``tool_mask`` that is 0 exactly on observation tokens (attended to, never trained), and every
-  rollout's images (prompt images, then tool images).
-- TRL rebuilds ``pixel_values``/``image_grid_thw`` over prompt + tool images (and the image-token
-  mask Qwen2.5-VL's rope needs) only while ``self.tools`` is truthy. The trainer sets a sandbox
-  tool there for the scoring pass of a step whose rollouts produced images, so tool images enter
-  the training forward pass; the image-token counts are verified first, because TRL silently
-  drops all images of a batch when they disagree.
-- Per-rollout sandbox outcomes reach the reward functions as the ``tool_statuses`` column, and
-  tool statistics are logged under ``tools/*``.
+Rollouts enter through TRL's public ``rollout_func``: every rollout of the step runs through the
+project's one :class:`~vthinker_plugins.loop.InteractionLoop` (generate until ``</code>`` or the end of
+the turn, run the code in the sandbox with the rollout's images, append the observation with its image
+tokens, continue; at most ``max_rounds`` code runs and ``max_tool_images`` images). Generation requests
+of all rollouts are batched and the sandbox cells run concurrently on the worker pool while other
+rollouts generate. The result holds the token ids exactly as sampled, ``env_mask`` (0 exactly on
+observation tokens: attended to, never trained), and the sandbox outcomes as the ``tool_statuses``
+reward column. Tool images reach the training forward pass through the TRL seam
+(:mod:`vthinker_plugins.trl.compat`, the one place with private TRL names), after their image-token
+counts are verified, since TRL silently drops all images of a batch when they disagree.
 """
 
 from __future__ import annotations
@@ -29,12 +21,19 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
-from trl.models import unwrap_model_for_generation
 
 from vthinker_plugins.loop import LoopConfig, Trajectory
-from vthinker_plugins.protocol import IMAGE_PLACEHOLDER, render_observation
+from vthinker_plugins.protocol import IMAGE_PLACEHOLDER
 from vthinker_plugins.sample import Sample
-from vthinker_plugins.trl.compat import GRPOTrainerBase
+from vthinker_plugins.trl.compat import (
+    GRPOTrainerBase,
+    RolloutMedia,
+    colocated_vllm_awake,
+    is_vlm,
+    log_metric,
+    policy_for_generation,
+    server_feature_placer,
+)
 from vthinker_plugins.trl.config import VThinkerGRPOConfig
 from vthinker_plugins.trl.rewards import RewardSuite
 from vthinker_plugins.trl.rollout import (
@@ -147,8 +146,9 @@ class VThinkerGRPOTrainer(GRPOTrainerBase):
             callbacks=callbacks,
             optimizers=optimizers,
             peft_config=peft_config,
+            rollout_func=_rollout_func,
         )
-        if not self._is_vlm:
+        if not is_vlm(self):
             raise ValueError("V-Thinker GRPO needs a vision-language model and its processor (got a tokenizer)")
         if self.use_vllm and self.vllm_mode == "colocate" and args.vllm_tensor_parallel_size > 1:
             raise NotImplementedError(
@@ -163,9 +163,6 @@ class VThinkerGRPOTrainer(GRPOTrainerBase):
         self._apply_pixel_bounds(args)
         if args.freeze_vision_tower:
             self._freeze_vision_tower()
-        self._user_tools = self.tools
-        #: Reference answers of the rollouts of the step being generated (TRL hands _generate the prompts only).
-        self._rollout_answers: list[Any] | None = None
         self._gen_model: Any = None
         self.sandbox = sandbox if sandbox is not None else self._make_sandbox(args)
         self.loop_config = LoopConfig(
@@ -261,22 +258,14 @@ class VThinkerGRPOTrainer(GRPOTrainerBase):
 
             client = VLLMClient(base_url=vllm.server_base_url or f"http://{vllm.server_host}:{vllm.server_port}",
                                 connection_timeout=vllm.server_timeout)
-        return VLLMServerGenerator(client, self.processing_class, self._sampling_kwargs(), vllm._place_features)
-
-    def run_code(self, code: str) -> str:
-        """Run Python in the trainer's sandbox and return the observation text the model would see.
-
-        It also serves as the tool TRL must see in ``self.tools`` to rebuild the image inputs of
-        the forward pass over prompt + tool images.
-        """
-        result = self.sandbox.run(code)
-        return render_observation(result, images_left=self.args.max_tool_images)[0]
+        return VLLMServerGenerator(client, self.processing_class, self._sampling_kwargs(), server_feature_placer(self))
 
     # ------------------------------------------------------------------ rollouts
 
     def _samples(self, prompts: Sequence[Any]) -> list[Sample]:
         samples = []
-        answers = self._rollout_answers if self._rollout_answers is not None else [None] * len(prompts)
+        rows = self.rollout_rows
+        answers = [row.get("answer") for row in rows] if rows is not None else [None] * len(prompts)
         if len(answers) != len(prompts):
             raise RuntimeError(f"{len(prompts)} rollout prompts but {len(answers)} rows in the batch")
         for i, (prompt, answer) in enumerate(zip(prompts, answers, strict=True)):
@@ -313,35 +302,10 @@ class VThinkerGRPOTrainer(GRPOTrainerBase):
     @contextlib.contextmanager
     def _generation_context(self) -> Iterator[None]:
         if self.use_vllm:
-            vllm = self.vllm_generation
-            if self.state.global_step != self._last_loaded_step:
-                vllm.sync_weights()
-                self._last_loaded_step = self.state.global_step
-            sleeping = self.vllm_mode == "colocate" and self.args.vllm_enable_sleep_mode
-            if sleeping:
-                if getattr(vllm, "_llm_weights_sleeping", False):
-                    vllm.sync_weights()
-                vllm.llm.wake_up(tags=["kv_cache"])
-            try:
+            with colocated_vllm_awake(self):
                 yield
-            finally:
-                if sleeping:
-                    vllm.llm.sleep(level=2)
-                    vllm._llm_weights_sleeping = True
             return
-        # Gather the (ZeRO-3 / FSDP) parameters once for the whole rollout phase: ranks run
-        # different numbers of generation calls, so per-call gathers could not line up.
-        with (
-            unwrap_model_for_generation(
-                self.model_wrapped,
-                self.accelerator,
-                gather_deepspeed3_params=self.args.ds3_gather_for_generation,
-                generation_kwargs=self.generation_kwargs,
-                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
-            ) as unwrapped,
-            torch.no_grad(),
-            self._dist.summon_full_params(self.model_wrapped, recurse=False),
-        ):
+        with policy_for_generation(self) as unwrapped:
             self._gen_model = unwrapped
             try:
                 yield
@@ -385,40 +349,27 @@ class VThinkerGRPOTrainer(GRPOTrainerBase):
                     f"rollout {i}: image-token runs {runs} do not match its {len(roll.images)} images {expected}"
                 )
 
-    def _generate(self, prompts: list):
-        mode = "train" if self.model.training else "eval"
-        device = self.accelerator.device
+    def rollout_step(self, prompts: Sequence[Any]) -> dict[str, Any]:
+        """TRL's ``rollout_func`` result for one step's prompts (already repeated per generation)."""
         trajectories = self.rollout(prompts)
         rolls = [assemble(t, self.backend.encoder) for t in trajectories]
         self._verify_image_tokens(rolls)
-
-        prompt_ids = [r.prompt_ids for r in rolls]
-        completion_ids = [r.completion_ids for r in rolls]
-        tool_mask = [r.tool_mask for r in rolls]
         logprobs = [r.logprobs for r in rolls]
-        logprobs = logprobs if all(lp is not None for lp in logprobs) else None
-        images = [r.images for r in rolls]
-        tool_images = [r.tool_images for r in rolls]
-        # TRL's forward pass takes prompt + tool images only while self.tools is truthy.
-        if any(tool_images):
-            self.tools = [self.run_code]
-        completions = [[{"role": "assistant", "content": t.text}] for t in trajectories]
-        extra_fields = {
+        self.rollout_media = RolloutMedia(
+            completions=[[{"role": "assistant", "content": t.text}] for t in trajectories],
+            images=[r.images for r in rolls],
+            tool_images=[r.tool_images for r in rolls],
+        )
+        self._log_tools(trajectories)
+        return {
+            "prompt_ids": [r.prompt_ids for r in rolls],
+            "completion_ids": [r.completion_ids for r in rolls],
+            "logprobs": logprobs if all(lp is not None for lp in logprobs) else None,
+            "env_mask": [r.tool_mask for r in rolls],
             "tool_statuses": [[str(getattr(res.status, "value", res.status)) for res in t.tool_results]
                               for t in trajectories],
             "rollout_stop": [t.stop_reason for t in trajectories],
         }
-        self._log_rollouts(mode, device, trajectories, prompt_ids, completion_ids, tool_mask)
-        return prompt_ids, completion_ids, tool_mask, completions, logprobs, extra_fields, images, tool_images
-
-    def _generate_and_score_completions(self, inputs):
-        # TRL builds the prompts from ``inputs`` in order; their answers go with the rollouts' samples.
-        self._rollout_answers = [x.get("answer") for x in inputs]
-        try:
-            return super()._generate_and_score_completions(inputs)
-        finally:
-            self.tools = self._user_tools
-            self._rollout_answers = None
 
     # ------------------------------------------------------------------ metrics
 
@@ -427,33 +378,28 @@ class VThinkerGRPOTrainer(GRPOTrainerBase):
         total, count = self.accelerator.gather(local).view(-1, 2).sum(dim=0).tolist()
         return total / count if count else 0.0
 
-    def _log_rollouts(self, mode, device, trajectories, prompt_ids, completion_ids, tool_mask) -> None:
-        metrics = self._metrics[mode]
-        generated = [float(sum(m)) for m in tool_mask]  # model tokens only, as TRL counts them
-        prompt_tokens = float(sum(len(p) for p in prompt_ids))
-        total = self.accelerator.gather(torch.tensor([prompt_tokens + sum(len(c) for c in completion_ids)],
-                                                     device=device)).sum().item()
-        if mode == "train":
-            self.state.num_input_tokens_seen += int(total)
-        metrics["num_tokens"] = [self.state.num_input_tokens_seen]
-        lengths = self.accelerator.gather(torch.tensor(generated, device=device)).float()
-        metrics["completions/mean_length"].append(lengths.mean().item())
-        metrics["completions/min_length"].append(lengths.min().item())
-        metrics["completions/max_length"].append(lengths.max().item())
-        ended = [bool(ids) and ids[-1] in self.eos_token_ids for ids in completion_ids]
-        metrics["completions/clipped_ratio"].append(self._gather_mean([0.0 if e else 1.0 for e in ended], device))
-
+    def _log_tools(self, trajectories: Sequence[Trajectory]) -> None:
+        """``tools/*`` metrics of the step (TRL logs the completion lengths, counting model tokens only)."""
+        device = self.accelerator.device
         calls = [float(t.n_tool_calls) for t in trajectories]
         errors = [float(t.n_tool_errors) for t in trajectories]
         sums = self.accelerator.gather(torch.tensor([[sum(calls), sum(errors)]], device=device)).sum(dim=0).tolist()
-        metrics["tools/calls_per_rollout"].append(self._gather_mean(calls, device))
-        metrics["tools/error_rate"].append(sums[1] / sums[0] if sums[0] else 0.0)
-        metrics["tools/rounds"].append(self._gather_mean([float(len(t.rounds)) for t in trajectories], device))
-        metrics["tools/images_per_rollout"].append(
-            self._gather_mean([float(len(t.tool_images)) for t in trajectories], device)
-        )
-        metrics["tools/sandbox_s"].append(self._gather_mean([self.last_rollout_stats["sandbox_s_sum"]], device))
-        metrics["tools/rollout_s"].append(self._gather_mean([self.last_rollout_stats["rollout_s"]], device))
-        metrics["tools/stopped_by_budget"].append(
-            self._gather_mean([1.0 if t.stop_reason == "budget" else 0.0 for t in trajectories], device)
-        )
+        stats = self.last_rollout_stats
+        metrics = {
+            "tools/calls_per_rollout": self._gather_mean(calls, device),
+            "tools/error_rate": sums[1] / sums[0] if sums[0] else 0.0,
+            "tools/rounds": self._gather_mean([float(len(t.rounds)) for t in trajectories], device),
+            "tools/images_per_rollout": self._gather_mean([float(len(t.tool_images)) for t in trajectories], device),
+            "tools/sandbox_s": self._gather_mean([stats["sandbox_s_sum"]], device),
+            "tools/rollout_s": self._gather_mean([stats["rollout_s"]], device),
+            "tools/stopped_by_budget": self._gather_mean(
+                [1.0 if t.stop_reason == "budget" else 0.0 for t in trajectories], device
+            ),
+        }
+        for name, value in metrics.items():
+            log_metric(self, name, value)
+
+
+def _rollout_func(prompts: list[Any], trainer: VThinkerGRPOTrainer) -> dict[str, Any]:
+    """TRL's ``rollout_func(prompts, trainer)``: the trainer's multi-turn rollouts."""
+    return trainer.rollout_step(prompts)
