@@ -244,7 +244,7 @@ def test_eval_added_later_rescores_stored_rows_without_calling_the_model(
         rows = _rows(out / "results.jsonl")
         assert [_generated(r) for r in rows] == [_generated(r) for r in first]
         # The judge looked at the drawings: the right marks pass, the corner circle does not.
-        assert [(r["id"], r["correct"], r["verdict"]["judge"], r["verdict"]["judge_status"]) for r in rows] == [
+        assert sorted((r["id"], r["correct"], r["verdict"]["judge"], r["verdict"]["judge_status"]) for r in rows) == [
             (RIGHT_ID, True, 1, "ok"), (WRONG_ID, False, 0, "ok")]
         assert json.loads((out / "summary.json").read_text())["metrics"]["vtbench_perception"]["accuracy"] == 0.5
         assert json.loads((out / "run.json").read_text())["judge_model"] == "judge-vl"
@@ -410,7 +410,7 @@ def test_rows_the_judge_failed_on_are_rejudged_without_generating_again(
     rows = _rows(out / "results.jsonl")
     assert [r["id"] for r in rows] == [r["id"] for r in first]
     # The judge's verdicts on the stored drawings reach the rows: the right marks pass, the corner circle does not.
-    assert [(r["id"], r["correct"], r["verdict"]["judge_status"]) for r in rows] == [
+    assert sorted((r["id"], r["correct"], r["verdict"]["judge_status"]) for r in rows) == [
         (RIGHT_ID, True, "ok"), (WRONG_ID, False, "ok")]
     assert [_generated(r) for r in rows] == [_generated(r) for r in first]
     summary = json.loads((out / "summary.json").read_text())
