@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fake_openai import ChatRequest, FakeOpenAI, Reply, decode_image
 from PIL import Image
 
 from vthinker_plugins.backends import make_backend
@@ -22,57 +19,30 @@ ROUNDS = [
 ]
 
 
-class FakeChatServer:
-    """Answers /v1/chat/completions with ROUNDS[number of sandbox outputs in the request].
+class FakeChatServer(FakeOpenAI):
+    """The suite's fake OpenAI server answering ROUNDS[number of sandbox outputs in the request].
 
     ``strip_stop=True`` behaves like OpenAI (the stop string is not returned);
     otherwise like vLLM with ``include_stop_str_in_output``.
     """
 
     def __init__(self, strip_stop: bool, rounds: list[str] = ROUNDS) -> None:
-        self.requests: list[dict] = []
-        server = self
+        def respond(request: ChatRequest) -> Reply:
+            step = json.dumps(request["messages"][1:]).count("</sandbox_output>")  # the system prompt names it too
+            text = rounds[step]
+            stop = next((s for s in request["stop"] if text.endswith(s)), None)
+            if stop is None:  # the end of turn: vLLM keeps its text with include_stop_str_in_output
+                text += "" if request.get("skip_special_tokens", True) else "<|im_end|>"
+            elif strip_stop:
+                text = text[: -len(stop)]
+            return Reply(text, stop_reason=None if strip_stop else stop)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append(body)
-                step = json.dumps(body["messages"][1:]).count("</sandbox_output>")  # the system prompt names it too
-                text = rounds[step]
-                stop = next((s for s in body["stop"] if text.endswith(s)), None)
-                if stop is None:  # the end of turn: vLLM keeps its text with include_stop_str_in_output
-                    text += "" if body.get("skip_special_tokens", True) else "<|im_end|>"
-                elif strip_stop:
-                    text = text[: -len(stop)]
-                reply = {
-                    "id": f"c{len(server.requests)}", "object": "chat.completion", "created": 0,
-                    "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "finish_reason": "stop", "stop_reason": None if strip_stop else stop}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                }
-                data = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(respond)
 
 
 def _decode(url: str) -> Image.Image:
     assert url.startswith("data:image/png;base64,")
-    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    return decode_image(url)
 
 
 @pytest.mark.parametrize("mode", ["prefill", "turns"])

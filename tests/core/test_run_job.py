@@ -10,13 +10,11 @@ import io
 import json
 import signal
 import subprocess
-import threading
 import time
 from html.parser import HTMLParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
+from fake_openai import ChatRequest, FakeOpenAI
 from PIL import Image
 
 
@@ -161,63 +159,28 @@ def test_bad_arguments_fail_clearly(tmp_path, vthinker_cmd, cli_env, vtbench_fil
     assert len(_rows(tmp_path / "o" / "results.jsonl")) == 3
 
 
-class _JudgeHandler(BaseHTTPRequestHandler):
-    """An OpenAI-compatible judge on 127.0.0.1 that always answers 1 and keeps the requests."""
-
-    calls: ClassVar[list[dict]] = []
-    down = False  # answer 503 (a judge that is not up yet)
-    delay = 0.0  # seconds before answering
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        type(self).calls.append(body)
-        time.sleep(type(self).delay)
-        if type(self).down:
-            self.send_response(503)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        payload = json.dumps({"id": "j", "object": "chat.completion", "created": 0, "model": body.get("model"),
-                              "choices": [{"index": 0, "finish_reason": "stop",
-                                           "message": {"role": "assistant", "content": self.reply(body)}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def reply(self, body: dict) -> str:
-        return "1"
-
-    def log_message(self, *args: object) -> None:
-        pass
+#: The VTBench perception item the served model draws right (its reference code); it draws the other one wrong.
+RIGHT_ID, WRONG_ID = "vts-0-000_perception", "vts-0-001_perception"
 
 
-class _ModelHandler(_JudgeHandler):
-    """An OpenAI-compatible model server on 127.0.0.1 that counts its calls: the first step draws a circle
-    on the input image in a code cell, the continuation answers. ``down``: 503 (still counted)."""
+def _served_model(vtbench_file: Path) -> FakeOpenAI:
+    """A model served over the OpenAI API on 127.0.0.1 (the suite's fake server; ``.requests`` counts its calls):
+    the first step draws in a code cell -- the right marks (the reference code) for the first VTBench row's
+    perception question, a circle in the corner (wrong) for any other -- and the continuation answers."""
+    import pandas as pd
 
-    CODE = ("<think>Mark the corner.\n<code>\n```python\nfrom PIL import ImageDraw\n"
-            "img = Image.open(image_path).convert('RGB')\n"
-            "ImageDraw.Draw(img).ellipse((8, 8, 40, 40), outline=(255, 0, 0), width=4)\n"
-            "img.save(processed_path)\nprint(processed_path)\n```\n</code>")
+    first = pd.read_parquet(vtbench_file, columns=["question_perception", "code_perception"]).iloc[0]
+    corner = ("from PIL import ImageDraw\nimg = Image.open(image_path).convert('RGB')\n"
+              "ImageDraw.Draw(img).ellipse((8, 8, 40, 40), outline=(255, 0, 0), width=4)\n"
+              "img.save(processed_path)\nprint(processed_path)\n")
 
-    def reply(self, body: dict) -> str:
-        return "Drawn.</think><answer>done</answer>" if body["messages"][-1]["role"] == "assistant" else self.CODE
+    def reply(request: ChatRequest) -> str:
+        if request["messages"][-1]["role"] == "assistant":
+            return "Drawn.</think><answer>done</answer>"
+        code = first["code_perception"] if first["question_perception"] in request.text else corner
+        return f"<think>Mark the points.\n<code>\n```python\n{code}```\n</code>"
 
-
-class _Server:
-    """A handler class (with its own call list) served on 127.0.0.1 in a thread."""
-
-    def __init__(self, handler: type, **attrs: object) -> None:
-        self.handler = type("Handler", (handler,), {"calls": [], **attrs})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    return FakeOpenAI(reply)
 
 
 def _served_model_cmd(vthinker_cmd: list[str], url: str, data: Path, out: Path) -> list[str]:
@@ -240,7 +203,7 @@ def test_eval_added_later_rescores_stored_rows_without_calling_the_model(
     """Rows generated without --eval are scored by a re-run with --eval (then with a judge) from their stored
     text and drawings -- the model server, answering 503 by then, is never called -- with the verdicts that
     scoring during generation gives; a changed generation setting is still refused."""
-    model, judge = _Server(_ModelHandler), _Server(_JudgeHandler)
+    model, judge = _served_model(vtbench_file), FakeOpenAI()
     out = tmp_path / "o"
     base = _served_model_cmd(vthinker_cmd, model.url, vtbench_file, out)
     try:
@@ -248,14 +211,14 @@ def test_eval_added_later_rescores_stored_rows_without_calling_the_model(
         first = _rows(out / "results.jsonl")
         assert len(first) == 2 and all(r["verdict"] is None and r["error"] is None for r in first)
         assert all(len(r["rounds"][0]["images"]) == 1 for r in first)
-        n_calls = len(model.handler.calls)
+        n_calls = len(model.requests)
         assert n_calls >= 2
-        model.handler.down = True  # from here on a generation would be an error row (and a counted call)
+        model.status = 503  # from here on a generation would be an error row (and a counted call)
 
         proc = _run([*base, "--eval"], cli_env, tmp_path)
         assert "2 already done" in proc.stdout
         assert "2 row(s) re-scored with judge-free scoring, 0 re-judged, 0 regenerated" in proc.stdout
-        assert len(model.handler.calls) == n_calls
+        assert len(model.requests) == n_calls
         rows = _rows(out / "results.jsonl")
         assert [_generated(r) for r in rows] == [_generated(r) for r in first]
         assert all(r["verdict"]["pixel"]["f1"] is not None and r["correct"] is not None for r in rows)
@@ -265,22 +228,25 @@ def test_eval_added_later_rescores_stored_rows_without_calling_the_model(
         assert metrics["n"] == 2 and metrics["scored"] == 2 and metrics["pixel_n"] == 2
 
         # The verdicts are those of a run that scored while generating (same model replies, same drawings).
-        model.handler.down = False
+        model.status = None
         _run([*_served_model_cmd(vthinker_cmd, model.url, vtbench_file, tmp_path / "live"), "--eval"], cli_env,
              tmp_path)
         live = sorted(_rows(tmp_path / "live" / "results.jsonl"), key=lambda r: r["id"])
         assert [r["verdict"] for r in live] == [r["verdict"] for r in sorted(rows, key=lambda r: r["id"])]
-        model.handler.down = True
-        n_calls = len(model.handler.calls)
+        model.status = 503
+        n_calls = len(model.requests)
 
         # Another judge: every row is judged, still without the model.
         proc = _run([*base, "--eval", "--judge-model", "judge-vl", "--judge-url", judge.url],
                     dict(cli_env, OPENAI_API_KEY="x"), tmp_path)
         assert f"2 row(s) re-scored with judge judge-vl at {judge.url}" in proc.stdout
-        assert len(model.handler.calls) == n_calls and len(judge.handler.calls) == 2
+        assert len(model.requests) == n_calls and len(judge.requests) == 2
         rows = _rows(out / "results.jsonl")
         assert [_generated(r) for r in rows] == [_generated(r) for r in first]
-        assert [(r["correct"], r["verdict"]["judge_status"]) for r in rows] == [(True, "ok")] * 2
+        # The judge looked at the drawings: the right marks pass, the corner circle does not.
+        assert sorted((r["id"], r["correct"], r["verdict"]["judge"], r["verdict"]["judge_status"]) for r in rows) == [
+            (RIGHT_ID, True, 1, "ok"), (WRONG_ID, False, 0, "ok")]
+        assert json.loads((out / "summary.json").read_text())["metrics"]["vtbench_perception"]["accuracy"] == 0.5
         assert json.loads((out / "run.json").read_text())["judge_model"] == "judge-vl"
 
         # A generation setting may not change: refused, the rows untouched.
@@ -288,7 +254,7 @@ def test_eval_added_later_rescores_stored_rows_without_calling_the_model(
         proc = subprocess.run([*base, "--eval", "--temperature", "0.5"], env=cli_env, cwd=tmp_path,
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode != 0 and "different run (temperature: 0.0 -> 0.5)" in proc.stderr
-        assert (out / "results.jsonl").read_text() == before and len(model.handler.calls) == n_calls
+        assert (out / "results.jsonl").read_text() == before and len(model.requests) == n_calls
     finally:
         model.close()
         judge.close()
@@ -298,7 +264,7 @@ def test_killed_while_rescoring_leaves_the_results_as_they_were(tmp_path, vthink
                                                                  vtbench_file) -> None:
     """Re-scoring rewrites results.jsonl in one atomic step after every row is scored: a kill while the judge
     is answering leaves the earlier rows and run.json as they were, and the next run re-scores them."""
-    judge = _Server(_JudgeHandler, delay=60.0)
+    judge = FakeOpenAI(delay=60.0)
     out = tmp_path / "o"
     base = [*vthinker_cmd, "run", "--benchmark", "vtbench-perception", "--data", str(vtbench_file), "--model",
             "reference", "--limit", "2", "--output", str(out), "--no-report", "--eval"]
@@ -309,13 +275,13 @@ def test_killed_while_rescoring_leaves_the_results_as_they_were(tmp_path, vthink
         before, run_before = (out / "results.jsonl").read_text(), (out / "run.json").read_text()
         proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None and not judge.handler.calls:
+        while time.monotonic() < deadline and proc.poll() is None and not judge.requests:
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        assert judge.handler.calls, "the kill landed before re-scoring began"
+        assert judge.requests, "the kill landed before re-scoring began"
         assert (out / "results.jsonl").read_text() == before and (out / "run.json").read_text() == run_before
-        judge.handler.delay = 0.0
+        judge.delay = 0.0
         proc = _run(cmd, env, tmp_path)
     finally:
         judge.close()
@@ -388,9 +354,8 @@ def test_judge_configured_by_the_environment(tmp_path, vthinker_cmd, cli_env, vt
     with the official prompt from ``VTHINKER_JUDGE_PROMPT_<TASK>`` when set."""
     prompt = tmp_path / "official_perception_prompt.txt"
     prompt.write_text("OFFICIAL PERCEPTION PROMPT {question}")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _JudgeHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = dict(cli_env, VTHINKER_JUDGE_URL=f"http://127.0.0.1:{server.server_address[1]}/v1",
+    server = FakeOpenAI()
+    env = dict(cli_env, VTHINKER_JUDGE_URL=server.url,
                VTHINKER_JUDGE_MODEL="judge-vl", VTHINKER_JUDGE_PROMPT_PERCEPTION=str(prompt), OPENAI_API_KEY="x")
     cmd = [*vthinker_cmd, "run", "--benchmark", "vtbench-perception", "--data", str(vtbench_file), "--model",
            "reference", "--eval", "--limit", "2", "--output", str(tmp_path / "o"), "--no-report"]
@@ -398,8 +363,8 @@ def test_judge_configured_by_the_environment(tmp_path, vthinker_cmd, cli_env, vt
         _run(cmd, env, tmp_path)
         rows = _rows(tmp_path / "o" / "results.jsonl")
         assert [r["verdict"]["judge_status"] for r in rows] == ["ok", "ok"]
-        assert len(_JudgeHandler.calls) == 2 and {c["model"] for c in _JudgeHandler.calls} == {"judge-vl"}
-        texts = [p["text"] for c in _JudgeHandler.calls for p in c["messages"][0]["content"] if p["type"] == "text"]
+        assert len(server.requests) == 2 and {c["model"] for c in server.requests} == {"judge-vl"}
+        texts = [p["text"] for c in server.requests for p in c["messages"][0]["content"] if p["type"] == "text"]
         assert sum(t.startswith("OFFICIAL PERCEPTION PROMPT") for t in texts) == 2
         assert json.loads((tmp_path / "o" / "run.json").read_text())["judge_model"] == "judge-vl"
 
@@ -407,11 +372,10 @@ def test_judge_configured_by_the_environment(tmp_path, vthinker_cmd, cli_env, vt
         prompt.write_text("REVISED PERCEPTION PROMPT {question}")
         proc = _run(cmd, env, tmp_path)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
     assert "2 row(s) re-scored with judge judge-vl at" in proc.stdout and "prompt files for perception" in proc.stdout
-    texts = [p["text"] for c in _JudgeHandler.calls[2:] for p in c["messages"][0]["content"] if p["type"] == "text"]
-    assert len(_JudgeHandler.calls) == 4 and sum(t.startswith("REVISED PERCEPTION PROMPT") for t in texts) == 2
+    texts = [p["text"] for c in server.requests[2:] for p in c["messages"][0]["content"] if p["type"] == "text"]
+    assert len(server.requests) == 4 and sum(t.startswith("REVISED PERCEPTION PROMPT") for t in texts) == 2
     assert [r["verdict"]["judge_status"] for r in _rows(tmp_path / "o" / "results.jsonl")] == ["ok", "ok"]
 
 
@@ -420,8 +384,9 @@ def test_rows_the_judge_failed_on_are_rejudged_without_generating_again(
 ) -> None:
     """A judge that was down leaves rows unscored (judge_failed); re-running the command judges them from the
     stored text and drawings: the model server, down by then, is not called."""
-    judge = _Server(_JudgeHandler, down=True)
-    model = _Server(_ModelHandler)
+    judge = FakeOpenAI()
+    judge.status = 503  # a judge that is not up yet
+    model = _served_model(vtbench_file)
     env = dict(cli_env, VTHINKER_JUDGE_URL=judge.url, VTHINKER_JUDGE_MODEL="judge-vl", VTHINKER_JUDGE_RETRIES="0",
                OPENAI_API_KEY="x")
     out = tmp_path / "o"
@@ -431,25 +396,28 @@ def test_rows_the_judge_failed_on_are_rejudged_without_generating_again(
         first = _rows(out / "results.jsonl")
         assert [(r["correct"], r["verdict"]["judge_status"]) for r in first] == [(None, "failed")] * 2
         assert all(r["rounds"][0]["images"] for r in first)  # each drew an image, the judge never saw it
-        n_model_calls, n_judge_calls = len(model.handler.calls), len(judge.handler.calls)
+        n_model_calls, n_judge_calls = len(model.requests), len(judge.requests)
         assert n_model_calls >= 2 and n_judge_calls == 2
-        judge.handler.down, model.handler.down = False, True
+        judge.status, model.status = None, 503
         proc = _run(cmd, env, tmp_path)
     finally:
         judge.close()
         model.close()
     assert "2 already done" in proc.stdout
     assert "0 row(s) re-scored with judge judge-vl" in proc.stdout and "2 re-judged, 0 regenerated" in proc.stdout
-    assert len(model.handler.calls) == n_model_calls  # no generation
-    assert len(judge.handler.calls) == n_judge_calls + 2
+    assert len(model.requests) == n_model_calls  # no generation
+    assert len(judge.requests) == n_judge_calls + 2
     rows = _rows(out / "results.jsonl")
     assert [r["id"] for r in rows] == [r["id"] for r in first]
-    assert [(r["correct"], r["verdict"]["judge_status"]) for r in rows] == [(True, "ok")] * 2
+    # The judge's verdicts on the stored drawings reach the rows: the right marks pass, the corner circle does not.
+    assert sorted((r["id"], r["correct"], r["verdict"]["judge_status"]) for r in rows) == [
+        (RIGHT_ID, True, "ok"), (WRONG_ID, False, "ok")]
     assert [_generated(r) for r in rows] == [_generated(r) for r in first]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["this_run"] == {"generated": 0, "rescored": 0, "rejudged": 2, "regenerated": 0}
     metrics = summary["metrics"]["vtbench_perception"]
     assert metrics["judge_failed"] == 0 and metrics["scored"] == 2 and metrics["judge_ok"] == 2
+    assert metrics["accuracy"] == 0.5  # the true share of right drawings
 
 
 def test_api_keys_stay_out_of_the_output_folder(tmp_path, vthinker_cmd, cli_env, vtbench_file) -> None:

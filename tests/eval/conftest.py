@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import ANSWER_ROUND, DRAW_ROUND, Run, judge_server, run_command
+from fake_openai import FakeOpenAI
+from harness import ANSWER_ROUND, DRAW_ROUND, Run, code_round, run_command
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +28,21 @@ def draw_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Scripted output for the tiny model: draw (one sandbox image), then give the reference answer."""
     path = tmp_path_factory.mktemp("script") / "draw_then_answer.jsonl"
     path.write_text(json.dumps({"id": "*", "rounds": [DRAW_ROUND, ANSWER_ROUND]}) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def half_right_script(tmp_path_factory: pytest.TempPathFactory, vtbench_parquet: Path) -> Path:
+    """Like ``draw_script``, but the first VTBench row's perception and instruction items get their
+    reference drawing (right); the other drawing items get the stray line (wrong)."""
+    import pandas as pd
+
+    first = pd.read_parquet(vtbench_parquet, columns=["id", "code_perception", "code_instruction"]).iloc[0]
+    entries = [{"id": "*", "rounds": [DRAW_ROUND, ANSWER_ROUND]}]
+    entries += [{"id": f"{first['id']}_{task}", "rounds": [code_round(first[f"code_{task}"]), ANSWER_ROUND]}
+                for task in ("perception", "instruction")]
+    path = tmp_path_factory.mktemp("script") / "half_right.jsonl"
+    path.write_text("".join(json.dumps(entry) + "\n" for entry in entries), encoding="utf-8")
     return path
 
 
@@ -102,10 +118,11 @@ def lmms_mathvision_run(
 
 @pytest.fixture(scope="session")
 def vlmeval_run(
-    tmp_path_factory: pytest.TempPathFactory, main_bin: Path, tiny_model_dir: Path, draw_script: Path,
+    tmp_path_factory: pytest.TempPathFactory, main_bin: Path, tiny_model_dir: Path, half_right_script: Path,
     harness_env: dict[str, str],
 ) -> Run:
-    """``vthinker vlmeval`` (VLMEvalKit's runner, inference + evaluation) on local TSVs in a temp $LMUData."""
+    """``vthinker vlmeval`` (VLMEvalKit's runner, inference + evaluation) on local TSVs in a temp $LMUData;
+    of the two drawings of each VTBench drawing task, the first is right and the second wrong."""
     from vthinker_plugins.vlmeval.datasets import write_vtbench_tsv
 
     cwd = tmp_path_factory.mktemp("vlmeval")
@@ -115,17 +132,17 @@ def vlmeval_run(
     write_vtbench_tsv(str(harness_env["VTHINKER_VTBENCH_DATA"]), lmudata / "VTBench.tsv")
     env = dict(harness_env, LMUData=str(lmudata))
     env.pop("VTHINKER_VTBENCH_DATA")
-    with judge_server("1") as (url, calls):
-        # VLMEvalKit's own judge arguments reach our judge (a real HTTP server; it always says 1).
+    with FakeOpenAI() as judge:
+        # VLMEvalKit's own judge arguments reach our judge (a real HTTP server that compares the drawings).
         cmd = [
             str(main_bin / "vthinker"), "vlmeval", "--data", "VTBench", "VThinker_MathVision_MINI",
             "--model", "V-Thinker-tiny",
-            "--vthinker-model", f"V-Thinker-tiny={tiny_model_dir},device=cpu,script={draw_script}",
+            "--vthinker-model", f"V-Thinker-tiny={tiny_model_dir},device=cpu,script={half_right_script}",
             "--work-dir", str(cwd / "outputs"), "--limit", "2",  # per task: 2 of each VTBench task, 2 MathVision
-            "--judge", "judge-vl", "--judge-base-url", url, "--judge-key", "x",
+            "--judge", "judge-vl", "--judge-base-url", judge.url, "--judge-key", "x",
         ]
         run = run_command(cmd, env, cwd)
-    run.judge_calls = list(calls)
+    run.judge_calls = list(judge.requests)
     return run
 
 

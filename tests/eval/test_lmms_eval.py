@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import Run, judge_server, run_command
+from fake_openai import FakeOpenAI
+from harness import Run, run_command
 from PIL import Image
 
 DRAWING_METRICS = ("accuracy,none", "pixel_accuracy,none", "judge_failed,none", "judge_pixel_agreement,none")
@@ -108,13 +109,14 @@ def test_reference_oracle_drawings_reach_judge_and_pixel_metric(
     tmp_path: Path, main_bin: Path, harness_env: dict[str, str]
 ) -> None:
     """The reference oracle replays the ground-truth code; its drawings reach both the pixel metric
-    and the LMM judge (a real HTTP server here), which agree."""
+    and the LMM judge (a real HTTP server here that compares them with the ground truth), which agree."""
     cmd = [
         str(main_bin / "lmms_eval"), "--model", "vthinker", "--model_args", "pretrained=reference",
         "--tasks", "vtbench_perception,vtbench_instruction", "--output_path", str(tmp_path / "out"),
     ]
-    with judge_server("1") as (url, calls):
-        env = dict(harness_env, VTHINKER_JUDGE_URL=url, VTHINKER_JUDGE_MODEL="judge-vl", OPENAI_API_KEY="x")
+    with FakeOpenAI() as judge:
+        calls = judge.requests
+        env = dict(harness_env, VTHINKER_JUDGE_URL=judge.url, VTHINKER_JUDGE_MODEL="judge-vl", OPENAI_API_KEY="x")
         run = run_command(cmd, env, tmp_path)
     assert run.returncode == 0, run.log[-6000:]
     results = _results(run)["results"]
@@ -128,6 +130,28 @@ def test_reference_oracle_drawings_reach_judge_and_pixel_metric(
     for call in calls:
         parts = [p for m in call["messages"] if isinstance(m["content"], list) for p in m["content"]]
         assert sum(p.get("type") == "image_url" for p in parts) == 3
+
+
+def test_judge_verdicts_are_the_drawing_scores(
+    tmp_path: Path, main_bin: Path, tiny_model_dir: Path, half_right_script: Path, harness_env: dict[str, str]
+) -> None:
+    """The scripted tiny model draws one item of each drawing task right (its reference code) and one wrong
+    (a stray line): the judge, comparing each drawing with the ground truth, makes the accuracy that share."""
+    cmd = [
+        str(main_bin / "lmms_eval"), "--model", "vthinker",
+        "--model_args", f"pretrained={tiny_model_dir},script={half_right_script},device=cpu",
+        "--tasks", "vtbench_perception,vtbench_instruction", "--limit", "2", "--output_path", str(tmp_path / "out"),
+    ]
+    with FakeOpenAI() as judge:
+        env = dict(harness_env, VTHINKER_JUDGE_URL=judge.url, VTHINKER_JUDGE_MODEL="judge-vl", OPENAI_API_KEY="x")
+        run = run_command(cmd, env, tmp_path)
+    assert run.returncode == 0, run.log[-6000:]
+    results = _results(run)["results"]
+    for task in ("vtbench_perception", "vtbench_instruction"):
+        assert results[task]["accuracy,none"] == 50.0, results[task]
+        assert results[task]["judge_failed,none"] == 0
+        assert results[task]["judge_pixel_agreement,none"] == 100.0
+    assert len(judge.requests) == 4  # one verdict per drawing
 
 
 def test_failed_evaluation_gives_non_zero_exit(

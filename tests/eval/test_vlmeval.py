@@ -48,9 +48,11 @@ def test_evaluation_writes_scores(vlmeval_run: Run) -> None:
     assert vtbench["reasoning"]["accuracy_pct"] == 100.0 and vtbench["reasoning"]["n"] == 2
     perception = vtbench["perception"]
     assert perception["n"] == 2 and perception["pixel_n"] == 2 and perception["judge_ok"] == 2
-    # The judge (always "1") passes the drawings; the pixel metric sees a stray line, not the marks.
-    assert perception["accuracy_pct"] == 100.0 and perception["pixel_pass_rate"] == 0.0
-    assert perception["judge_pixel_agreement"] == 0.0 and perception["judge_failed"] == 0
+    # The judge compares each drawing with the ground truth: the reference marks pass, the stray line does
+    # not, so the accuracy is the true share (1 of 2), as the pixel metric finds too.
+    assert perception["accuracy_pct"] == 50.0 and perception["pixel_pass_rate"] == 0.5
+    assert perception["judge_pixel_agreement"] == 1.0 and perception["judge_failed"] == 0
+    assert vtbench["instruction"]["accuracy_pct"] == 50.0 and vtbench["instruction"]["judge_ok"] == 2
     # One judge call per drawing item (2 perception + 2 instruction), none for answers the rules accept.
     assert len(vlmeval_run.judge_calls) == 4
     verdicts = pd.read_excel(pred_dir / f"{MODEL}_VTBench_vthinker_verdicts.xlsx")
@@ -95,7 +97,7 @@ def test_launcher_takes_vlmevalkit_arguments() -> None:
 def test_models_sharing_a_work_dir_keep_their_own_trajectories(tmp_path: Path) -> None:
     """Two models evaluated into one work dir (``--model A B``, one image folder): the second
     model's trajectories must not replace the first one's, which its evaluation reads back."""
-    from harness import judge_server
+    from fake_openai import FakeOpenAI, fixed
     from PIL import Image
 
     from vthinker_plugins.vlmeval.model import VThinkerChat
@@ -106,8 +108,8 @@ def test_models_sharing_a_work_dir_keep_their_own_trajectories(tmp_path: Path) -
     outputs = {}
     for name, reply in (("openai:model-a", "<think>7</think><answer>7</answer>"),
                         ("openai:model-b", "<think>8</think><answer>8</answer>")):
-        with judge_server(reply) as (url, _calls):
-            model = VThinkerChat(model_path=name, base_url=url, api_key="x",
+        with FakeOpenAI(fixed(reply)) as served:
+            model = VThinkerChat(model_path=name, base_url=served.url, api_key="x",
                                  image_dir=str(tmp_path / "vthinker_images"))
             outputs[name] = model.generate_inner(message, dataset="VTBench_Reasoning")
             model.backend.close()
@@ -131,7 +133,7 @@ def test_vlmevalkit_judge_uses_the_official_prompt_file(tmp_path: Path, monkeypa
     prompt, eval_tasks/README.md) is still what the judge is asked."""
     import asyncio
 
-    from harness import judge_server
+    from fake_openai import FakeOpenAI
     from PIL import Image
 
     from vthinker_plugins.vlmeval.datasets import judge_for
@@ -140,8 +142,10 @@ def test_vlmevalkit_judge_uses_the_official_prompt_file(tmp_path: Path, monkeypa
     prompt.write_text("OFFICIAL INSTRUCTION PROMPT {instruction}")
     monkeypatch.setenv("VTHINKER_JUDGE_PROMPT_INSTRUCTION", str(prompt))
     image = Image.new("RGB", (32, 32), "white")
-    with judge_server("1") as (url, calls):
-        judge = judge_for({"model": "judge-vl", "api_base": f"{url}/chat/completions", "key": "x", "retry": 0})
+    with FakeOpenAI() as server:  # nothing to draw and nothing drawn: the judge says 1
+        calls = server.requests
+        judge = judge_for({"model": "judge-vl", "api_base": f"{server.url}/chat/completions", "key": "x",
+                           "retry": 0})
 
         async def ask() -> object:
             try:

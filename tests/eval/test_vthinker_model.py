@@ -95,15 +95,16 @@ def test_local_vtbench_docs_are_tagged(vtbench_parquet: Path, monkeypatch: pytes
 
 def test_openai_compatible_backend_through_the_model(tmp_path: Path) -> None:
     """GPT-4o-style baselines: the same model class over an OpenAI-compatible API (a real local server)."""
-    from harness import judge_server
+    from fake_openai import FakeOpenAI, fixed
 
     from vthinker_plugins.lmms_eval import records
     from vthinker_plugins.lmms_eval.model import VThinker
 
     records.clear()
     docs = [{"q": "What is 3 + 4?", "image": Image.new("RGB", (64, 64), "white")}]
-    with judge_server("<think>3 + 4 = 7</think><answer>7</answer>") as (url, calls):
-        lm = VThinker(pretrained="api-model", backend="openai", base_url=url, api_key="x",
+    with FakeOpenAI(fixed("<think>3 + 4 = 7</think><answer>7</answer>")) as served:
+        calls = served.requests
+        lm = VThinker(pretrained="api-model", backend="openai", base_url=served.url, api_key="x",
                       image_dir=str(tmp_path / "images"))
         lm.task_dict = {"other_task": {"test": docs}}
         [result] = lm.generate_until(_requests(1))
@@ -117,7 +118,7 @@ def test_openai_compatible_backend_through_the_model(tmp_path: Path) -> None:
 def test_resume_never_reuses_another_models_trajectories(tmp_path: Path) -> None:
     """A fixed image_dir resumes the same run only: records of another model (or other generation
     settings) there are not passed off as this model's responses."""
-    from harness import judge_server
+    from fake_openai import FakeOpenAI, fixed
 
     from vthinker_plugins.lmms_eval import records
     from vthinker_plugins.lmms_eval.model import VThinker
@@ -126,8 +127,9 @@ def test_resume_never_reuses_another_models_trajectories(tmp_path: Path) -> None
 
     def run(model: str, reply: str, **options: object) -> tuple[str, list[dict]]:
         records.clear()
-        with judge_server(reply) as (url, calls):
-            lm = VThinker(pretrained=model, backend="openai", base_url=url, api_key="x",
+        with FakeOpenAI(fixed(reply)) as served:
+            calls = served.requests
+            lm = VThinker(pretrained=model, backend="openai", base_url=served.url, api_key="x",
                           image_dir=str(tmp_path / "images"), **options)
             lm.task_dict = {"other_task": {"test": docs}}
             try:

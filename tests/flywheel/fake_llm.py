@@ -1,9 +1,10 @@
 """A real HTTP server on 127.0.0.1 answering the flywheel like an LLM would, with faults on demand
 (tests/flywheel; the throughput benchmark uses the plain scripted server).
 
-It is the project's :class:`~vthinker_plugins.flywheel.scripted.ScriptedServer` with the demo
-responder wrapped by :class:`FaultyResponder`: ``server.faults[task_id] = "kind"`` makes the requests
-about that task (matched on their ``Task id:`` line) misbehave. Kinds:
+It is the suite's one fake OpenAI server (tests/fake_openai.py) answering through the flywheel's demo
+responder (:class:`~vthinker_plugins.flywheel.scripted.DemoResponder`) wrapped by :class:`FaultyResponder`:
+``server.faults[task_id] = "kind"`` makes the requests about that task (matched on their ``Task id:`` line)
+misbehave. Kinds:
 
 - generator replies: ``malformed`` (never JSON), ``malformed_once``, ``crash`` (image code raises),
   ``crash_once``, ``hang`` (image code never ends), ``huge`` (a 3000x3000 figure), ``blank``,
@@ -28,11 +29,12 @@ import threading
 from collections import Counter
 from typing import Any
 
+from fake_openai import FakeOpenAI
+
 from vthinker_plugins.flywheel.prompts import CHECK, EVOLVE, GENERATE, REPAIR
 from vthinker_plugins.flywheel.scripted import (
     DemoResponder,
     ScriptedReply,
-    ScriptedServer,
     field_after,
     json_blocks,
     request_kind,
@@ -107,10 +109,12 @@ class FaultyResponder:
         return ScriptedReply(json.dumps(problem))
 
 
-class FaultyServer(ScriptedServer):
+class FaultyServer(FakeOpenAI):
+    """The fake LLM: ``latency_s`` is added to every reply (a simulated model)."""
+
     def __init__(self, latency_s: float = 0.0) -> None:
         self.faulty = FaultyResponder()
-        super().__init__(self.faulty, latency_s=latency_s)
+        super().__init__(self.faulty, delay=latency_s)
 
     @property
     def faults(self) -> dict[str, str]:
@@ -121,13 +125,14 @@ class FaultyServer(ScriptedServer):
         return self.faulty.log
 
     def reset(self) -> None:
+        super().reset()
         with self.faulty.lock:
             self.faulty.faults.clear()
             self.faulty.calls.clear()
             self.faulty.log.clear()
 
 
-def run_args(server: ScriptedServer, out, *extra: str) -> list[str]:
+def run_args(server: FakeOpenAI, out, *extra: str) -> list[str]:
     """``vthinker flywheel run`` against ``server`` (fast retries and timeouts, no progress bar)."""
     return ["flywheel", "run", "--out", str(out), "--base-url", server.url, "--model", "gen-model",
             "--checker-model", "check-model", "--backoff", "0.01", "--timeout", "1.5", "--retries", "2",

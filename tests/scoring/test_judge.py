@@ -15,7 +15,7 @@ from vthinker_plugins.scoring.judge import Judge, parse_judgement
 def make_judge(server, **kwargs) -> Judge:
     options = {"retries": 2, "backoff": 0.01, "timeout": 5, "concurrency": 4}
     options.update(kwargs)
-    return Judge(server.base_url, "judge-model", **options)
+    return Judge(server.url, "judge-model", **options)
 
 
 def run(coro):
@@ -46,12 +46,13 @@ def test_parse_judgement_rejects_malformed(reply):
 
 def test_answer_judge_ok_and_zero(fresh_server):
     judge = make_judge(fresh_server)
-    one = run(judge.judge_answer("MODE:one what is 2+2?", "4", "4"))
-    zero = run(judge.judge_answer("MODE:zero what is 2+2?", "5", "4"))
-    assert (one.value, one.status, zero.value, zero.status) == (1, "ok", 0, "ok")
+    one = run(judge.judge_answer("what is 2+2?", "4", "4"))
+    zero = run(judge.judge_answer("what is 2+2?", "5", "4"))
+    assert (one.value, one.status, zero.value, zero.status) == (1, "ok", 0, "ok")  # the judge read the values
+    assert fresh_server.calls("") == 2
     sent = fresh_server.requests[0]
     assert sent["model"] == "judge-model" and sent["temperature"] == 0.0
-    assert "Reference answer:\n4" in sent["text"] and "Model's answer:\n4" in sent["text"]
+    assert "Reference answer:\n4" in sent.text and "Model's answer:\n4" in sent.text
 
 
 @pytest.mark.parametrize("mode", ["score", "json", "think"])
@@ -151,7 +152,7 @@ def test_concurrency_bounds_requests_in_flight(fresh_server, concurrency):
         return await asyncio.gather(*(judge.judge_answer("MODE:slow q", str(i), "1") for i in range(12)))
 
     results = run(many())
-    assert all(r.value == 1 for r in results)
+    assert [r.value for r in results] == [int(i == 1) for i in range(12)]  # each verdict is its own request's
     # requests overlap up to the limit and never beyond it
     assert 2 <= fresh_server.max_in_flight <= concurrency
     if concurrency > 2:
@@ -169,13 +170,13 @@ def _images():
 def test_image_judge_sends_three_labelled_images(fresh_server):
     original, truth = _images()
     judge = make_judge(fresh_server)
-    right = run(judge.judge_images("vtbench_perception", "MODE:same mark P", original, truth.copy(), truth))
-    wrong = run(judge.judge_images("perception", "MODE:same mark P", original, original, truth))
+    right = run(judge.judge_images("vtbench_perception", "mark P", original, truth.copy(), truth))
+    wrong = run(judge.judge_images("perception", "mark P", original, original, truth))  # nothing marked
     assert (right.value, wrong.value) == (1, 0)
     sent = fresh_server.requests[0]
-    assert sent["image_sizes"] == [(120, 90)] * 3
-    assert sent["labels"] == ["[Original]", "[Generated]", "[Ground Truth]"]
-    assert "mark P" in sent["text"]
+    assert sent.image_sizes == [(120, 90)] * 3
+    assert sent.image_labels == ["[Original]", "[Generated]", "[Ground Truth]"]
+    assert "mark P" in sent.text
     with pytest.raises(ValueError, match="perception"):
         run(judge.judge_images("reasoning", "q", original, original, truth))
 
@@ -186,26 +187,31 @@ def test_official_prompt_file(fresh_server, tmp_path):
     judge = make_judge(fresh_server, prompt_files={"instruction": official})
     original, truth = _images()
     result = run(judge.judge_images("instruction", "Draw the altitude", original, truth, truth,
-                                    instruction="MODE:one draw the altitude from A"))
+                                    instruction="draw the altitude from A"))
     assert result.value == 1
-    text = fresh_server.requests[-1]["text"]
+    text = fresh_server.requests[-1].text
     assert "Official VTBench instruction prompt. Reply 0 or 1. {braces} stay as written." in text
-    assert "MODE:one draw the altitude from A" in text  # the task text is appended when the file has no fields
+    assert "draw the altitude from A" in text  # the task text is appended when the file has no fields
+    wrong = run(judge.judge_images("instruction", "Draw the altitude", original, original, truth,
+                                   instruction="draw the altitude from A"))
+    assert wrong.value == 0  # the same prompt, nothing drawn: the verdict follows the images
     with pytest.raises(ValueError, match="unknown task"):
         make_judge(fresh_server, prompt_files={"nonsense": official})
 
 
 def test_consistency_judge(fresh_server):
-    result = run(make_judge(fresh_server).judge_consistency("MODE:zero ... so the area is 12.", "15"))
+    result = run(make_judge(fresh_server).judge_consistency("... so the area is 12.", "15"))
     assert (result.value, result.status) == (0, "ok")
-    assert "Final answer:\n15" in fresh_server.requests[-1]["text"]
+    assert "Final answer:\n15" in fresh_server.requests[-1].text
+    agrees = run(make_judge(fresh_server).judge_consistency("... so the area is 12.", "12"))
+    assert (agrees.value, agrees.status) == (1, "ok")
 
 
 def test_from_env(monkeypatch, judge_server, tmp_path):
     monkeypatch.delenv("VTHINKER_JUDGE_URL", raising=False)
     monkeypatch.delenv("VTHINKER_JUDGE_MODEL", raising=False)
     assert Judge.from_env() is None
-    monkeypatch.setenv("VTHINKER_JUDGE_URL", judge_server.base_url)
+    monkeypatch.setenv("VTHINKER_JUDGE_URL", judge_server.url)
     monkeypatch.setenv("VTHINKER_JUDGE_MODEL", "qwen3-vl")
     monkeypatch.setenv("VTHINKER_JUDGE_CONCURRENCY", "3")
     monkeypatch.setenv("VTHINKER_JUDGE_CACHE", str(tmp_path / "c.jsonl"))

@@ -36,7 +36,7 @@ def drawing(task: str, sid: str, question: str = "Mark the apex A.", annotation=
 
 
 def judge_for(server, **kwargs) -> Judge:
-    return Judge(server.base_url, "judge", retries=kwargs.pop("retries", 1), backoff=0.01, timeout=5, **kwargs)
+    return Judge(server.url, "judge", retries=kwargs.pop("retries", 1), backoff=0.01, timeout=5, **kwargs)
 
 
 def test_mathvision_verdict_fields():
@@ -59,14 +59,17 @@ def test_reasoning_rules_without_judge():
 
 def test_reasoning_judge_fallback(fresh_server):
     judge = judge_for(fresh_server)
-    sample = Sample(id="r2", question="MODE:one How many triangles?", images=[ORIGINAL], answer="five",
+    sample = Sample(id="r2", question="How many triangles?", images=[ORIGINAL], answer="five",
                     task="vtbench_reasoning")
     by_rule = score_sample(Sample(id="r3", question="MODE:zero q", images=[ORIGINAL], answer="5",
                                   task="vtbench_reasoning"), "<answer>5</answer>", judge=judge)
     assert by_rule["correct"] and by_rule["judge_status"] == "skipped"  # rules settled it: no call
     by_judge = score_sample(sample, "<answer>5 triangles</answer>", judge=judge)
     assert (by_judge["rule_correct"], by_judge["judge"], by_judge["correct"]) == (False, 1, True)
-    assert fresh_server.calls("one") == 1 and fresh_server.calls("zero") == 0
+    assert fresh_server.calls("") == 1 and fresh_server.calls("zero") == 0
+    # The judge's own verdict decides: another count is wrong.
+    judged_wrong = score_sample(sample, "<answer>6 triangles</answer>", judge=judge)
+    assert (judged_wrong["rule_correct"], judged_wrong["judge"], judged_wrong["correct"]) == (False, 0, False)
     failed = score_sample(Sample(id="r4", question="MODE:down q", images=[ORIGINAL], answer="five",
                                  task="vtbench_reasoning"), "<answer>5</answer>", judge=judge)
     assert failed["correct"] is None and failed["judge_status"] == "failed" and "judge_error" in failed
@@ -100,7 +103,7 @@ def test_drawing_annotation_may_be_bytes_or_path(tmp_path):
 
 def test_drawing_with_judge(fresh_server):
     judge = judge_for(fresh_server)
-    agree = score_sample(drawing("vtbench_perception", "j1", "MODE:same mark A"), "", [TRUTH.copy()], judge=judge)
+    agree = score_sample(drawing("vtbench_perception", "j1", "mark A"), "", [TRUTH.copy()], judge=judge)
     disagree = score_sample(drawing("vtbench_perception", "j2", "MODE:zero mark A"), "", [RIGHT], judge=judge)
     no_image = score_sample(drawing("vtbench_instruction", "j3", "MODE:one draw"), "", [], judge=judge)
     failed = score_sample(drawing("vtbench_instruction", "j4", "MODE:down draw"), "", [RIGHT], judge=judge)
@@ -110,7 +113,7 @@ def test_drawing_with_judge(fresh_server):
     assert fresh_server.calls("one") == 0  # no image: no judge call
     assert (failed["correct"], failed["judge"], failed["judge_status"]) == (None, None, "failed")
     sent = fresh_server.requests[0]
-    assert sent["labels"] == ["[Original]", "[Generated]", "[Ground Truth]"] and len(sent["image_sizes"]) == 3
+    assert sent.image_labels == ["[Original]", "[Generated]", "[Ground Truth]"] and len(sent.image_sizes) == 3
 
     summary = summarize([agree, disagree, no_image, failed])
     perception, instruction = summary["vtbench_perception"], summary["vtbench_instruction"]
@@ -128,10 +131,12 @@ def test_score_samples_runs_judge_calls_concurrently(fresh_server):
     items.append({"sample": Sample(id="g", question="q", images=[ORIGINAL], answer="4"), "prediction": "<answer>4"})
     verdicts = score_samples(items, judge=judge, progress=False)
     assert [v["id"] for v in verdicts] == [f"c{i}" for i in range(8)] + ["g"]
-    assert all(v["judge"] == 1 for v in verdicts[:8]) and verdicts[8]["correct"] is True
+    # The judge looked at each drawing: RIGHT (odd i) passes, WRONG does not, and the accuracy is that share.
+    assert [v["judge"] for v in verdicts[:8]] == [i % 2 for i in range(8)] and verdicts[8]["correct"] is True
     assert fresh_server.max_in_flight >= 4  # the judge calls overlapped
     summary = summarize(verdicts)
-    assert summary["vtbench_perception"]["judge_pixel_agreement"] == 0.5
+    assert summary["vtbench_perception"]["accuracy"] == 0.5
+    assert summary["vtbench_perception"]["judge_pixel_agreement"] == 1.0
     assert summary["generic"]["accuracy"] == 1.0
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fake_openai import FakeOpenAI
 
 from vthinker_plugins.trl.rewards import (
     RewardSuite,
@@ -59,66 +57,13 @@ def test_accuracy_format_tool_on_hand_made_completions():
     assert reasoning_tail(TOOLS).endswith("So three.") and "sandbox_output" not in reasoning_tail(TOOLS)
 
 
-class JudgeServer:
-    """An OpenAI-compatible chat-completions endpoint whose behaviour the prompt selects:
-    MODE_500 always fails, MODE_FLAKY fails once then answers 1, MODE_SLOW never answers in
-    time, MODE_GARBAGE answers nonsense; otherwise 1 when the text contains 'three', else 0."""
-
-    def __init__(self) -> None:
-        self.hits: Counter[str] = Counter()
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep pytest output clean
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                prompt = json.dumps(body["messages"])
-                mode = next((m for m in ("MODE_500", "MODE_FLAKY", "MODE_SLOW", "MODE_GARBAGE") if m in prompt), "")
-                with server.lock:
-                    server.hits[mode] += 1
-                    n = server.hits[mode]
-                if mode == "MODE_500" or (mode == "MODE_FLAKY" and n == 1):
-                    self.send_response(500)
-                    self.end_headers()
-                    self.wfile.write(b'{"error": "boom"}')
-                    return
-                if mode == "MODE_SLOW":
-                    time.sleep(2.0)
-                reply = "Well, it depends." if mode == "MODE_GARBAGE" else ("1" if "three" in prompt else "0")
-                if mode == "MODE_FLAKY":
-                    reply = "1"
-                payload = json.dumps({
-                    "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": reply}}],
-                }).encode()
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def judge_server():
-    server = JudgeServer()
-    yield server
-    server.close()
+    """The suite's fake judge (tests/fake_openai.py): it compares the answers it is shown; ``MODE:down`` always
+    fails (HTTP 500), ``MODE:flaky_once`` fails once then answers 1, ``MODE:slow`` never answers in time,
+    ``MODE:garbage`` answers prose."""
+    with FakeOpenAI() as server:
+        yield server
 
 
 def test_judge_fallback_retries_and_counts_failures(judge_server):
@@ -130,12 +75,12 @@ def test_judge_fallback_retries_and_counts_failures(judge_server):
     assert [f.__name__ for f in suite.functions()] == ["accuracy", "format", "tool", "consistency"]
     texts = [
         GOOD,  # rule check: correct, no judge call
-        "<think>t</think><answer>three</answer>",  # rule says wrong, judge says equivalent
+        "<think>Three sides.</think><answer>three</answer>",  # rule says wrong, judge says equivalent
         "<think>s</think><answer>seven</answer>",  # judge says 0
-        "<think>a</think><answer>MODE_500</answer>",  # HTTP 500 on every attempt
-        "<think>b</think><answer>MODE_SLOW</answer>",  # times out on every attempt
-        "<think>c</think><answer>MODE_GARBAGE</answer>",  # unparsable on every attempt
-        "<think>d</think><answer>MODE_FLAKY</answer>",  # 500 once, then 1
+        "<think>a</think><answer>MODE:down</answer>",  # HTTP 500 on every attempt
+        "<think>b</think><answer>MODE:slow</answer>",  # times out on every attempt
+        "<think>c</think><answer>MODE:garbage</answer>",  # unparsable on every attempt
+        "<think>d</think><answer>MODE:flaky_once</answer>",  # 500 once, then 1
     ]
     completions = [conv(t) for t in texts]
     prompts = [None] * len(texts)
@@ -148,7 +93,7 @@ def test_judge_fallback_retries_and_counts_failures(judge_server):
     async def run_all():
         # One event loop, as in TRL: the gated rewards reuse the accuracies computed first.
         acc = await accuracy(prompts, completions, None, log_metric=log_metric, **columns)
-        hits = dict(judge_server.hits)
+        hits = {mode: judge_server.calls(mode) for mode in ("", "down", "slow", "garbage", "flaky_once")}
         tools = await tool(prompts, completions, None, tool_statuses=[["ok"]] * len(texts), **columns)
         cons = await consistency(prompts, completions, None, log_metric=log_metric, **columns)
         return acc, hits, tools, cons
@@ -158,17 +103,27 @@ def test_judge_fallback_retries_and_counts_failures(judge_server):
     assert time.perf_counter() - start < 20
     assert acc == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
     # Each failing item was tried 1 + 2 retries times, then scored as wrong and counted.
-    assert hits["MODE_500"] == 3 and hits["MODE_GARBAGE"] == 3
-    assert hits["MODE_SLOW"] == 3 and hits["MODE_FLAKY"] == 2 and hits[""] == 2
+    assert hits["down"] == 3 and hits["garbage"] == 3
+    assert hits["slow"] == 3 and hits["flaky_once"] == 2 and hits[""] == 2
     assert logged["judge/failed"] == [3.0] and logged["judge/calls"] == [6.0]
     assert judge.stats["failed"] == 3 and judge.stats["timeout"] >= 3 and judge.stats["malformed"] == 3
     # The tool reward is gated by the accuracies (all calls ok, so it equals them).
     assert tools == acc
-    # Consistency is asked only for the 3 correct answers ("three" in the text reads as consistent).
+    # Consistency is asked only for the 3 correct answers (the reasoning of the first two ends on three).
     assert cons == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
-    assert judge_server.hits[""] == 2 + 2 and judge_server.hits["MODE_FLAKY"] == 3
+    assert judge_server.calls("") == 2 + 2 and judge_server.calls("flaky_once") == 3
     assert logged["judge/consistency_calls"] == [3.0]
     assert fmt(prompts, completions) == [1.0] * len(texts)
+
+    # The consistency verdict is the judge's reading: a right answer the reasoning does not reach scores 0.
+    pair = [conv("<think>So it has four sides.</think><answer>3</answer>"), conv(GOOD)]
+    pair_columns = {"answer": ["3", "3"], "question": ["How many sides?"] * 2}
+
+    async def run_pair():
+        pair_acc = await accuracy([None, None], pair, None, **pair_columns)
+        return pair_acc, await consistency([None, None], pair, None, **pair_columns)
+
+    assert asyncio.run(run_pair()) == ([1.0, 1.0], [0.0, 1.0])
 
 
 def test_consistency_needs_a_judge():
