@@ -41,27 +41,29 @@ is refused before anything is written. A judge that does not answer is reported 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import hashlib
 import json
 import os
-import re
-import shutil
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from vthinker_plugins import trajectory_files
-from vthinker_plugins.loop import LoopConfig, Trajectory
-
-RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, IMAGES_DIR = "results.jsonl", "summary.json", "report.html", "images"
-BUILTIN = "builtin"
-_SCORING_FAILED = "scoring failed:"
+from vthinker_plugins.factory import JudgeSettings, RunSettings, make_judge
+from vthinker_plugins.loop import Trajectory
+from vthinker_plugins.runs.files import slug
+from vthinker_plugins.runs.results import (
+    REPORT_FILE,
+    SCORING_FAILED,
+    SCORING_KEYS,
+    SUMMARY_FILE,
+    ResultsStore,
+    build_summary,
+    describe_scoring,
+    scoring_fingerprint,
+    unscored_by_failure,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,352 +120,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the files only (smallest), or embedded at full size (one self-contained file)")
 
 
-# --------------------------------------------------------------------------- results file
+# --------------------------------------------------------------------------- settings
 
-def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "x"
-
-
-def read_results(path: Path) -> list[dict[str, Any]]:
-    """Rows of a results file; a line cut short by a kill (the last one) is skipped."""
-    rows: list[dict[str, Any]] = []
-    if not path.exists():
-        return rows
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if lineno == len(lines):  # the write that was interrupted
-                continue
-            raise ValueError(f"{path}:{lineno}: not a JSON row; fix or delete the file (or use --overwrite)") from None
-        if not isinstance(row, dict) or "id" not in row:
-            raise ValueError(f"{path}:{lineno}: row without an 'id'")
-        rows.append(row)
-    return rows
-
-
-def write_results(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Replace the results file with ``rows`` atomically: a kill leaves the old file or the new one."""
-    tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
-
-def append_row(path: Path, row: dict[str, Any]) -> None:
-    """Append one row and make it durable before the next sample is reported."""
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-#: run.json keys saying how rows are scored; every other key says what generated them.
-SCORING_KEYS = ("eval", "judge_model", "judge_url", "judge_prompts", "pixel_metric")
-_UNKNOWN = "unknown"  # ``scored_with`` of rows whose scoring settings were never recorded
-
-
-def scoring_fingerprint(settings: dict[str, Any] | None) -> str:
-    """A short hash of the scoring settings (``unknown`` for ``None``), stored in each row as ``scored_with``."""
-    if settings is None:
-        return _UNKNOWN
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:12]
-
-
-def describe_scoring(settings: dict[str, Any]) -> str:
-    if not settings.get("eval"):
-        return "scoring off (verdicts cleared, --clear-verdicts)"
-    if not settings.get("judge_model"):
-        return "judge-free scoring"
-    prompts = settings.get("judge_prompts") or {}
-    extra = f", prompt files for {', '.join(sorted(prompts))}" if prompts else ""
-    return f"judge {settings['judge_model']} at {settings['judge_url']}{extra}"
-
-
-def check_run_identity(out: Path, identity: dict[str, Any]) -> str | None:
-    """Refuse to resume into a folder that holds another run's rows (a different model, benchmark
-    or generation setting would silently mix results). Returns the scoring fingerprint recorded by
-    ``run.json`` (``unknown`` when it lacks a scoring key, ``None`` when there is nothing to resume);
-    the caller writes the new ``run.json`` once the rows match the current scoring settings."""
-    path = out / "run.json"
-    if not (path.exists() and (out / RESULTS_FILE).exists()):
-        return None
-    earlier = json.loads(path.read_text(encoding="utf-8"))
-    changed = sorted(k for k in identity if k not in SCORING_KEYS and earlier.get(k) != identity[k])
-    if changed:
-        details = ", ".join(f"{k}: {earlier.get(k)!r} -> {identity[k]!r}" for k in changed)
-        raise SystemExit(f"{out} holds results of a different run ({details}); "
-                         "use another --output or --overwrite")
-    if any(k not in earlier for k in SCORING_KEYS):
-        return _UNKNOWN
-    return scoring_fingerprint({k: earlier[k] for k in SCORING_KEYS})
-
-
-def recorded_scoring(out: Path) -> dict[str, Any] | None:
-    """The scoring settings ``run.json`` records (``None`` without a run.json holding them all)."""
-    path = out / "run.json"
-    if not path.exists():
-        return None
-    earlier = json.loads(path.read_text(encoding="utf-8"))
-    return {k: earlier[k] for k in SCORING_KEYS} if all(k in earlier for k in SCORING_KEYS) else None
-
-
-def write_run_json(out: Path, identity: dict[str, Any]) -> None:
-    tmp = out / "run.json.tmp"
-    tmp.write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out / "run.json")
-
-
-def _scoring_failed(row: dict[str, Any]) -> bool:
-    return str(row.get("error") or "").startswith(_SCORING_FAILED)
-
-
-def _unscored_by_failure(row: dict[str, Any]) -> bool:
-    """The row's scoring raised or its judge call failed: it is re-judged on re-run."""
-    return _scoring_failed(row) or (row.get("verdict") or {}).get("judge_status") == "failed"
-
-
-def stored_trajectory(row: dict[str, Any], out: Path) -> tuple[str, list[Path]] | None:
-    """(response text, paths of the sandbox images the model was shown, in order) of a stored row, or
-    ``None`` when the row lacks one of them (the text, a round's image list, an image file)."""
-    text, rounds = row.get("text"), row.get("rounds")
-    if not isinstance(text, str) or not isinstance(rounds, list):
-        return None
-    paths: list[Path] = []
-    for rnd in rounds:
-        images = rnd.get("images") if isinstance(rnd, dict) else None
-        if not isinstance(images, list) or len(images) != rnd.get("images_shown", len(images)):
-            return None
-        paths.extend(out / p for p in images)
-    if not all(p.is_file() for p in paths):
-        return None
-    return text, paths
-
-
-@dataclass
-class ResumePlan:
-    """What a re-run does with the rows of the results file (see :func:`plan_resume`)."""
-
-    done: dict[str, dict[str, Any]] = field(default_factory=dict)  # finished rows by id, current scoring
-    rescore: list[dict[str, Any]] = field(default_factory=list)  # rows to score again, no generation
-    rejudge: list[dict[str, Any]] = field(default_factory=list)  # rows whose judge call (or scoring) failed
-    regenerate: set[str] = field(default_factory=set)  # ids of earlier rows that are generated again
-    incomplete: set[str] = field(default_factory=set)  # ... of them: rows lacking their stored trajectory
-    other: list[dict[str, Any]] = field(default_factory=list)  # rows of samples outside this run (--limit)
-    keep: list[dict[str, Any]] = field(default_factory=list)  # every row kept in the file, in file order
-    rewrite: bool = False  # the file must be rewritten even with nothing to score
-
-
-def plan_resume(path: Path, out: Path, sample_ids: set[str], current: str, recorded: str | None,
-                keep_scoring: bool = False) -> ResumePlan:
-    """Sort the rows of ``path`` (latest row per id wins): errored trajectories are generated again;
-    finished rows scored with other settings than ``current`` (a row without ``scored_with`` was scored
-    as ``run.json`` records, ``recorded``) are re-scored, and rows whose judge failed re-judged, from their
-    stored text and images -- or generated again when those are missing. ``keep_scoring`` (a run without
-    ``--eval``): finished rows stay as they are, verdicts and all."""
-    plan = ResumePlan()
-    rows = read_results(path)
-    latest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        latest.pop(str(row["id"]), None)  # keep file order = order of the latest rows
-        latest[str(row["id"])] = row
-    plan.rewrite = len(latest) != len(rows) or (path.exists() and not path.read_text(encoding="utf-8").endswith("\n"))
-    for sid, row in latest.items():
-        if "scored_with" not in row:
-            row = dict(row, scored_with=recorded or _UNKNOWN)
-            plan.rewrite = True
-        if sid not in sample_ids:
-            plan.other.append(row)
-            plan.keep.append(row)
-            continue
-        if row.get("error") and not _scoring_failed(row):
-            plan.regenerate.add(sid)
-            plan.rewrite = True
-            continue
-        if keep_scoring or (row["scored_with"] == current and not _unscored_by_failure(row)):
-            plan.done[sid] = row
-            plan.keep.append(row)
-            continue
-        if stored_trajectory(row, out) is None:
-            plan.regenerate.add(sid)
-            plan.incomplete.add(sid)
-            plan.rewrite = True
-            continue
-        (plan.rescore if row["scored_with"] != current else plan.rejudge).append(row)
-        plan.keep.append(row)
-    return plan
-
-
-def rescore_rows(rows: list[dict[str, Any]], samples: dict[str, Any], out: Path, scorer: Any, judge: Any,
-                 fingerprint: str) -> list[dict[str, Any]]:
-    """Score ``rows`` again from their stored trajectories with the scoring module's :func:`ascore_sample`
-    (the scorer of a live run), judge calls running concurrently; no model is called. A row whose scoring
-    raises becomes a ``scoring failed`` row (retried on the next re-run). ``scorer=None``: verdicts cleared."""
-    if scorer is None:
-        return [dict(r, verdict=None, correct=None, error=None if _scoring_failed(r) else r.get("error"),
-                     scored_with=fingerprint) for r in rows]
-    from tqdm.auto import tqdm
-
-    from vthinker_plugins.scoring.score import run_sync
-
-    async def run_all() -> list[dict[str, Any]]:
-        limit = asyncio.Semaphore(max(8, 2 * getattr(judge, "concurrency", 4)))  # bounds images in memory
-        bar = tqdm(total=len(rows), desc="re-scoring", unit="row", dynamic_ncols=True, disable=len(rows) < 8)
-
-        async def one(row: dict[str, Any]) -> dict[str, Any]:
-            async with limit:
-                stored = stored_trajectory(row, out)
-                new = dict(row, error=None, scored_with=fingerprint)
-                try:
-                    if stored is None:
-                        raise FileNotFoundError("the row's stored sandbox images are missing")
-                    text, paths = stored
-                    images = trajectory_files.load_images([str(p) for p in paths])
-                    verdict = await scorer(samples[str(row["id"])], text, images, judge=judge)
-                except Exception as exc:  # noqa: BLE001 - the row is kept, its scoring retried on re-run
-                    verdict = None
-                    new["error"] = f"{_SCORING_FAILED} {type(exc).__name__}: {exc}"
-                new["verdict"] = _json_safe(verdict)
-                new["correct"] = None if verdict is None else verdict.get("correct")
-                bar.update(1)
-                return new
-
-        try:
-            return list(await asyncio.gather(*(one(r) for r in rows)))
-        finally:
-            bar.close()
-            if judge is not None:
-                await judge.aclose()
-
-    return run_sync(run_all())
-
-
-# --------------------------------------------------------------------------- rows
-
-def _save_png(image: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
-
-
-def image_folder_name(sample_id: Any) -> str:
-    """A sample's image folder: its id made file-system safe plus a short hash of the raw id, so no two
-    ids share (and overwrite) a folder. Runs written before the hash was added resume as they are: their
-    finished rows keep pointing at their old folders, and new rows never write into those."""
-    return trajectory_files.safe_name(str(sample_id))
-
-
-def _json_safe(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items() if not isinstance(v, Image.Image)}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value if not isinstance(v, Image.Image)]
-    return str(value)
-
-
-def trajectory_row(traj: Trajectory, out_dir: Path, verdict: dict[str, Any] | None) -> dict[str, Any]:
-    """The JSONL row of one finished trajectory; its images are written under ``images/<folder>/``,
-    the folder named by :func:`image_folder_name` (ids that differ only in punctuation, e.g. ``a/b``
-    and ``a:b``, get folders of their own)."""
-    sample = traj.sample
-    img_dir = out_dir / IMAGES_DIR / image_folder_name(sample.id)
-    if img_dir.exists():
-        shutil.rmtree(img_dir)  # a retried sample replaces its earlier images (only its own: the name is its id's)
-    rel = lambda p: p.relative_to(out_dir).as_posix()  # noqa: E731
-    inputs = []
-    for i, image in enumerate(sample.images):
-        _save_png(image, img_dir / f"input_{i}.png")
-        inputs.append(rel(img_dir / f"input_{i}.png"))
-    summary = traj.summary()
-    shown = iter(traj.tool_images)
-    for k, (rnd, rnd_row) in enumerate(zip(traj.rounds, summary["rounds"], strict=True), 1):
-        paths = []
-        for j in range(rnd.images_shown):
-            path = img_dir / f"round{k}_{j}.png"
-            _save_png(next(shown), path)
-            paths.append(rel(path))
-        rnd_row["images"] = paths
-        err = rnd.result.error if rnd.result is not None else None
-        rnd_row["error"] = None if err is None else f"{err.type}: {err.message}"
-    meta = {k: v for k, v in sample.meta.items() if k != "annotation"}
-    row: dict[str, Any] = {
-        "id": sample.id,
-        "task": sample.task,
-        "question": sample.question,
-        "options": sample.options,
-        "gold": sample.answer,
-        "prediction": summary.pop("answer"),
-        **summary,
-        "input_images": inputs,
-        "meta": _json_safe(meta),
-        "verdict": _json_safe(verdict),
-        "correct": None if verdict is None else verdict.get("correct"),
-    }
-    annotation = sample.meta.get("annotation")
-    if isinstance(annotation, Image.Image):
-        _save_png(annotation, img_dir / "annotation.png")
-        row["annotation_image"] = rel(img_dir / "annotation.png")
-    return row
-
-
-# --------------------------------------------------------------------------- scoring glue
-
-def judge_endpoint(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    """(judge model, base URL): ``--judge-model``/``--judge-url``, else ``VTHINKER_JUDGE_MODEL``/
-    ``VTHINKER_JUDGE_URL``; ``(None, None)`` without a judge model."""
+def judge_settings(args: argparse.Namespace, out: Path) -> JudgeSettings | None:
+    """``--judge-model``/``--judge-url`` (else ``VTHINKER_JUDGE_MODEL``/``VTHINKER_JUDGE_URL``), verdicts cached
+    in ``<output>/judge_cache.jsonl`` unless ``VTHINKER_JUDGE_CACHE`` says otherwise; ``None``: judge-free
+    scoring (pixel metric for VTBench drawings, answer matching otherwise)."""
     model = args.judge_model or os.environ.get("VTHINKER_JUDGE_MODEL") or None
     url = args.judge_url or os.environ.get("VTHINKER_JUDGE_URL") or None
     if model is None:
         if args.judge_url:
             raise SystemExit("--judge-url needs --judge-model")
-        return None, None
-    return model, url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-
-
-def make_judge(args: argparse.Namespace, out: Path) -> Any:
-    """The LLM judge of the scoring module (verdicts cached in ``<output>/judge_cache.jsonl`` unless
-    ``VTHINKER_JUDGE_CACHE`` says otherwise; prompt files and limits from ``VTHINKER_JUDGE_*``), or
-    ``None``: judge-free scoring (pixel metric for VTBench drawings, answer matching otherwise)."""
-    model, base_url = judge_endpoint(args)
-    if model is None:
         return None
-    from vthinker_plugins.scoring import Judge
-
-    options = {"cache_path": out / "judge_cache.jsonl", **Judge.env_options()}
-    return Judge(base_url, model, api_key=args.judge_api_key, **options)
+    url = url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+    return JudgeSettings(model, url, api_key=args.judge_api_key, defaults={"cache_path": out / "judge_cache.jsonl"})
 
 
-def scoring_settings(args: argparse.Namespace, scoring_on: bool) -> dict[str, Any]:
-    """How rows are scored (the ``SCORING_KEYS`` of run.json): ``--eval``, the judge endpoint, a hash of
-    each ``VTHINKER_JUDGE_PROMPT_*`` file and the pixel-metric settings. Rows scored otherwise are
-    re-scored on resume."""
+def scoring_settings(judge: JudgeSettings | None, scoring_on: bool) -> dict[str, Any]:
+    """How rows are scored (the ``SCORING_KEYS`` of run.json): ``--eval``, the judge endpoint, a hash of each
+    ``VTHINKER_JUDGE_PROMPT_*`` file and the pixel-metric settings. Rows scored otherwise are re-scored."""
     if not scoring_on:
         return dict.fromkeys(SCORING_KEYS) | {"eval": False}
-    from vthinker_plugins.scoring import Judge, PixelMetricConfig
+    from vthinker_plugins.scoring import PixelMetricConfig
 
-    model, url = judge_endpoint(args)
-    prompts = None
-    if model is not None:
-        prompts = {}
-        for task, file in sorted(Judge.env_options().get("prompt_files", {}).items()):
-            try:
-                prompts[task] = hashlib.sha256(Path(file).read_bytes()).hexdigest()[:16]
-            except OSError as exc:
-                raise SystemExit(f"judge prompt file for {task} ({file}): {exc}") from None
-    return {"eval": True, "judge_model": model, "judge_url": url, "judge_prompts": prompts,
-            "pixel_metric": asdict(PixelMetricConfig())}
+    try:
+        prompts = None if judge is None else judge.prompt_hashes()
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    return {"eval": True, "judge_model": judge and judge.model, "judge_url": judge and judge.base_url,
+            "judge_prompts": prompts, "pixel_metric": asdict(PixelMetricConfig())}
 
-
-# --------------------------------------------------------------------------- main
 
 def _model_slug(model: str) -> str:
-    return safe_name(model.rstrip("/").split("/")[-1] if not model.startswith(("openai:", "vllm:")) else model)
+    return slug(model.rstrip("/").split("/")[-1] if not model.startswith(("openai:", "vllm:")) else model, "x")
 
 
 def prepare(args: argparse.Namespace) -> tuple[str, str | None, str, Path, bool]:
@@ -485,23 +174,88 @@ def prepare(args: argparse.Namespace) -> tuple[str, str | None, str, Path, bool]
         from vthinker_plugins.data.benchmarks import default_data
 
         data = data if data is not None else default_data(benchmark)
-        out = Path(args.output or Path("runs") / f"{safe_name(Path(benchmark).stem)}__{_model_slug(model)}")
+        out = Path(args.output or Path("runs") / f"{slug(Path(benchmark).stem, 'x')}__{_model_slug(model)}")
     return benchmark, data, model, out, scoring_on
 
 
-def main(args: argparse.Namespace) -> int:
+def _resume(store: ResultsStore, args: argparse.Namespace, samples: list[Any], scoring: dict[str, Any],
+            scoring_on: bool, judge: Any, identity: dict[str, Any]) -> tuple[Any, dict[str, dict[str, Any]], bool]:
+    """Re-score (or re-judge) stored rows as the resume plan says, record run.json; returns (plan, finished
+    rows by id, whether run.json was created now). The results file is rewritten before run.json records the
+    new settings, so a kill in between leaves rows the next run re-scores again. Without --eval, stored
+    verdicts are kept unless --clear-verdicts: run.json then keeps the settings they were scored with."""
+    fingerprint = scoring_fingerprint(scoring)
+    recorded = store.check_identity(identity)
+    keep_verdicts = not scoring_on and not args.clear_verdicts
+    run_scoring = (store.recorded_scoring() or scoring) if keep_verdicts else scoring
+    by_id = {str(s.id): s for s in samples}
+    plan = store.plan_resume(set(by_id), fingerprint, recorded, keep_scoring=keep_verdicts)
+    rescored = store.rescore(plan.rescore + plan.rejudge, by_id, scoring_on, judge, fingerprint) \
+        if plan.rescore or plan.rejudge else []
+    if rescored or plan.rewrite:
+        fresh = {str(r["id"]): r for r in rescored}
+        store.write_rows([fresh.get(str(r["id"]), r) for r in plan.keep])
+    created_run_json = not store.run_file.exists()
+    store.write_json(store.run_file.name, {**identity, **run_scoring})
+    if plan.rescore or plan.rejudge or plan.regenerate:
+        note = f" ({len(plan.incomplete)} lacked their stored text or images)" if plan.incomplete else ""
+        print(f"resume: {len(plan.rescore)} row(s) re-scored with {describe_scoring(scoring)}, "
+              f"{len(plan.rejudge)} re-judged, {len(plan.regenerate)} regenerated{note}")
+    if n_failed := sum(map(unscored_by_failure, rescored)):
+        print(f"resume: scoring still failed for {n_failed} re-scored row(s); re-run to retry them")
+    if n_kept := sum(r.get("verdict") is not None for r in plan.done.values()) if keep_verdicts else 0:
+        print(f"resume: {n_kept} row(s) keep the verdicts of an earlier scoring (no --eval now; --clear-verdicts "
+              "clears them); metrics need --eval")
+    return plan, {**plan.done, **{str(r["id"]): r for r in rescored}}, created_run_json
+
+
+def _generate(store: ResultsStore, settings: RunSettings, backend: Any, todo: list[Any], n_total: int,
+              done: dict[str, dict[str, Any]], judge: Any, scoring_on: bool, fingerprint: str) -> None:
+    """Run ``todo`` through the loop; each trajectory is scored and appended as it finishes, on one worker
+    thread, so scoring (maybe a judge call) never stalls generation."""
     from tqdm.auto import tqdm
 
-    from vthinker_plugins.backends import (
-        ModelUnavailable,
-        check_model,
-        is_transport_option,
-        make_backend,
-        parse_options,
-    )
+    from vthinker_plugins.scoring import score_sample
+
+    bar = tqdm(total=n_total, initial=n_total - len(todo), unit="sample", desc="vthinker run", dynamic_ncols=True)
+    scored = [r["correct"] for r in done.values() if r.get("correct") is not None]
+    n_errors = 0
+
+    def finish(traj: Trajectory) -> None:
+        nonlocal n_errors
+        verdict = None
+        if scoring_on and traj.error is None:
+            try:
+                verdict = score_sample(traj.sample, traj.text, traj.tool_images, judge=judge)
+            except Exception as exc:  # noqa: BLE001 - recorded as an error row, retried on re-run
+                traj.error = f"{SCORING_FAILED} {type(exc).__name__}: {exc}"
+        row = store.trajectory_row(traj, verdict, fingerprint)
+        store.append(row)
+        n_errors += row["error"] is not None
+        if row["correct"] is not None:
+            scored.append(bool(row["correct"]))
+        postfix: dict[str, Any] = {"errors": n_errors}
+        if scored:
+            postfix["acc"] = f"{100 * sum(scored) / len(scored):.1f}%"
+        bar.set_postfix(postfix)
+        bar.update(1)
+
+    finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vthinker-finish")
+    pending: list[Future[None]] = []
+    try:
+        settings.loop(backend).run(todo, on_result=lambda traj: pending.append(finisher.submit(finish, traj)))
+        for future in pending:
+            future.result()  # re-raise a failure to write a row
+    finally:
+        finisher.shutdown(wait=True)
+        bar.close()
+        backend.close()
+
+
+def main(args: argparse.Namespace) -> int:
+    from vthinker_plugins.backends import ModelUnavailable, check_model, is_transport_option, parse_options
     from vthinker_plugins.data.benchmarks import load_benchmark
-    from vthinker_plugins.loop import InteractionLoop
-    from vthinker_plugins.protocol import DEFAULT_PROMPTS, PromptSet
+    from vthinker_plugins.data.sources import DataError, DataUnavailable
 
     started = time.perf_counter()
     benchmark, data, model, out, scoring_on = prepare(args)
@@ -509,19 +263,11 @@ def main(args: argparse.Namespace) -> int:
         check_model(model)  # before anything is written: a wrong --model leaves no run.json behind
     except ModelUnavailable as exc:
         raise SystemExit(f"vthinker run: --model {model}: {exc}") from None
+    store = ResultsStore(out)
     if args.overwrite and out.exists():
-        for name in (RESULTS_FILE, SUMMARY_FILE, REPORT_FILE, IMAGES_DIR, "run.json"):
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
+        store.clear()
     created_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    results = out / RESULTS_FILE
-
-    from vthinker_plugins.data.sources import DataError, DataUnavailable
-
     try:
         samples = load_benchmark(benchmark, data=data, split=args.split, limit=args.limit)
     except DataUnavailable as exc:
@@ -531,6 +277,10 @@ def main(args: argparse.Namespace) -> int:
     if args.max_rounds is not None:
         for s in samples:
             s.max_rounds = args.max_rounds
+    settings = RunSettings(model, parse_options(args.model_option), max_new_tokens=args.max_new_tokens,
+                           max_tool_images=args.max_tool_images, temperature=args.temperature, top_p=args.top_p,
+                           persistent_state=args.persistent_state, concurrency=args.concurrency,
+                           system_prompt_file=args.system_prompt_file, user_prompt_file=args.user_prompt_file)
     identity = {
         "benchmark": benchmark, "data": data, "split": args.split, "model": model,
         # Where the model is reached (device, endpoint, credentials) is not what generated the rows;
@@ -541,130 +291,42 @@ def main(args: argparse.Namespace) -> int:
         "temperature": args.temperature, "top_p": args.top_p, "max_new_tokens": args.max_new_tokens,
         "max_tool_images": args.max_tool_images, "persistent_state": args.persistent_state,
     }
-    scoring = scoring_settings(args, scoring_on)
-    fingerprint = scoring_fingerprint(scoring)
-    recorded = check_run_identity(out, identity)
-
-    scorer = None
-    judge = None
-    if scoring_on:
-        from vthinker_plugins.scoring import score_sample
-
-        scorer, judge = score_sample, make_judge(args, out)
-        if judge is not None and (reason := judge.unreachable_reason()) is not None:
-            print(f"vthinker run: WARNING: the judge {judge.model} at {judge.base_url} is unreachable ({reason}); "
-                  "the rows it judges stay unscored (judge_failed, accuracy null) until a re-run of this "
-                  "command judges them", file=sys.stderr, flush=True)
-    # Rows scored with other settings (or whose judge failed) are scored again from their stored text and
-    # images; the results file is rewritten before run.json records the new settings, so a kill in between
-    # leaves rows that the next run re-scores again. Without --eval, stored verdicts are kept unless
-    # --clear-verdicts: run.json then keeps the settings they were scored with.
-    keep_verdicts = not scoring_on and not args.clear_verdicts
-    run_scoring = (recorded_scoring(out) or scoring) if keep_verdicts else scoring
-    by_id = {str(s.id): s for s in samples}
-    plan = plan_resume(results, out, set(by_id), fingerprint, recorded, keep_scoring=keep_verdicts)
-    rescored: list[dict[str, Any]] = []
-    if plan.rescore or plan.rejudge:
-        from vthinker_plugins.scoring import ascore_sample
-
-        rescored = rescore_rows(plan.rescore + plan.rejudge, by_id, out, ascore_sample if scoring_on else None,
-                                judge, fingerprint)
-    if rescored or plan.rewrite:
-        fresh = {str(r["id"]): r for r in rescored}
-        write_results(results, [fresh.get(str(r["id"]), r) for r in plan.keep])
-    created_run_json = not (out / "run.json").exists()
-    write_run_json(out, {**identity, **run_scoring})
-    done = {**plan.done, **{str(r["id"]): r for r in rescored}}
+    judge_config = judge_settings(args, out) if scoring_on else None
+    scoring = scoring_settings(judge_config, scoring_on)
+    judge = make_judge(judge_config)
+    if judge is not None and (reason := judge.unreachable_reason()) is not None:
+        print(f"vthinker run: WARNING: the judge {judge.model} at {judge.base_url} is unreachable ({reason}); "
+              "the rows it judges stay unscored (judge_failed, accuracy null) until a re-run of this "
+              "command judges them", file=sys.stderr, flush=True)
+    plan, done, created_run_json = _resume(store, args, samples, scoring, scoring_on, judge, identity)
     todo = [s for s in samples if str(s.id) not in done]
     print(f"vthinker run: {benchmark} ({len(samples)} samples, {len(samples) - len(todo)} already done) "
           f"with {model} -> {out}")
-    if plan.rescore or plan.rejudge or plan.regenerate:
-        note = f" ({len(plan.incomplete)} lacked their stored text or images)" if plan.incomplete else ""
-        print(f"resume: {len(plan.rescore)} row(s) re-scored with {describe_scoring(scoring)}, "
-              f"{len(plan.rejudge)} re-judged, {len(plan.regenerate)} regenerated{note}")
-    n_failed = sum(map(_unscored_by_failure, rescored))
-    if n_failed:
-        print(f"resume: scoring still failed for {n_failed} re-scored row(s); re-run to retry them")
-    n_kept = sum(r.get("verdict") is not None for r in plan.done.values()) if keep_verdicts else 0
-    if n_kept:
-        print(f"resume: {n_kept} row(s) keep the verdicts of an earlier scoring (no --eval now; --clear-verdicts "
-              "clears them); metrics need --eval")
-
-    prompts = DEFAULT_PROMPTS
-    if args.system_prompt_file or args.user_prompt_file:
-        prompts = PromptSet.from_files(args.system_prompt_file, args.user_prompt_file)
-
-    n_errors = 0
     if todo:
         try:
-            backend = make_backend(model, **parse_options(args.model_option))
+            backend = settings.backend()
         except BaseException as exc:
-            if created_run_json and not results.exists():  # nothing was run: leave no run behind
-                (out / "run.json").unlink(missing_ok=True)
+            if created_run_json and not store.results.exists():  # nothing was run: leave no run behind
+                store.run_file.unlink(missing_ok=True)
                 if created_out and not any(out.iterdir()):
                     out.rmdir()
             if isinstance(exc, (OSError, ValueError)):
                 raise SystemExit(f"vthinker run: cannot load the model {model}: {exc}") from None
             raise
-        config = LoopConfig(
-            max_new_tokens=args.max_new_tokens,
-            max_tool_images=args.max_tool_images,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            persistent_state=args.persistent_state,
-            concurrency=args.concurrency,
-        )
-        loop = InteractionLoop(backend, config=config, prompts=prompts)
-        bar = tqdm(total=len(samples), initial=len(samples) - len(todo), unit="sample", desc="vthinker run",
-                   dynamic_ncols=True)
-        scored = [r["correct"] for r in done.values() if r.get("correct") is not None]
+        _generate(store, settings, backend, todo, len(samples), done, judge, scoring_on, scoring_fingerprint(scoring))
 
-        def finish(traj: Trajectory) -> None:
-            # Runs on one worker thread: scoring (maybe a judge call) never stalls the generation loop,
-            # and rows are appended one at a time.
-            nonlocal n_errors
-            verdict = None
-            if scorer is not None and traj.error is None:
-                try:
-                    verdict = scorer(traj.sample, traj.text, traj.tool_images, judge=judge)
-                except Exception as exc:  # noqa: BLE001 - recorded as an error row, retried on re-run
-                    traj.error = f"{_SCORING_FAILED} {type(exc).__name__}: {exc}"
-            row = trajectory_row(traj, out, verdict)
-            row["scored_with"] = fingerprint
-            append_row(results, row)
-            n_errors += row["error"] is not None
-            if row["correct"] is not None:
-                scored.append(bool(row["correct"]))
-            postfix = {"errors": n_errors}
-            if scored:
-                postfix["acc"] = f"{100 * sum(scored) / len(scored):.1f}%"
-            bar.set_postfix(postfix)
-            bar.update(1)
-
-        finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vthinker-finish")
-        pending: list[Future[None]] = []
-        try:
-            loop.run(todo, on_result=lambda traj: pending.append(finisher.submit(finish, traj)))
-            for future in pending:
-                future.result()  # re-raise a failure to write a row
-        finally:
-            finisher.shutdown(wait=True)
-            bar.close()
-            backend.close()
-
-    rows = read_results(results)
     order = {s.id: i for i, s in enumerate(samples)}
-    rows = sorted((r for r in rows if r["id"] in order), key=lambda r: order[r["id"]])
+    rows = sorted((r for r in store.rows() if r["id"] in order), key=lambda r: order[r["id"]])
     summary = build_summary(benchmark, data, model, rows, len(samples), scoring_on, time.perf_counter() - started,
                             this_run={"generated": len(todo), "rescored": len(plan.rescore),
                                       "rejudged": len(plan.rejudge), "regenerated": len(plan.regenerate)},
                             scoring=scoring)
-    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    store.write_json(SUMMARY_FILE, summary)
     if not args.no_report:
         from vthinker_plugins.report import write_report
 
         write_report(rows, summary, out / REPORT_FILE, base_dir=out, images=args.report_images)
-    print(f"results: {results}\nsummary: {out / SUMMARY_FILE}")
+    print(f"results: {store.results}\nsummary: {out / SUMMARY_FILE}")
     if not args.no_report:
         print(f"report:  {out / REPORT_FILE}")
     if summary.get("metrics"):
@@ -674,57 +336,3 @@ def main(args: argparse.Namespace) -> int:
     if summary["n_errors"]:
         print(f"{summary['n_errors']} sample(s) ended in an error; re-run the same command to retry them")
     return 0
-
-
-def build_summary(benchmark: str, data: str | None, model: str, rows: list[dict[str, Any]], n_samples: int,
-                  scoring_on: bool, elapsed_s: float, this_run: dict[str, int] | None = None,
-                  scoring: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run facts plus the scoring module's metrics over every scored row. ``this_run``: what this invocation
-    did (samples ``generated`` by the model, rows ``rescored``/``rejudged`` from their stored trajectories,
-    earlier rows ``regenerated``); ``scoring``: the scoring settings of every row. ``notes`` say why a
-    metric is null (scoring off, nothing scored, the judge failed)."""
-    metrics = None
-    if scoring_on:
-        from vthinker_plugins.scoring import summarize
-
-        metrics = summarize([r["verdict"] for r in rows if r.get("verdict")])
-    return {
-        "benchmark": benchmark,
-        "data": data,
-        "model": model,
-        "oracle": model == "reference",
-        "n_samples": n_samples,
-        "n_done": len(rows),
-        "n_errors": sum(1 for r in rows if r.get("error")),
-        "n_tool_calls": sum(r.get("n_tool_calls", 0) for r in rows),
-        "n_tool_errors": sum(r.get("n_tool_errors", 0) for r in rows),
-        "elapsed_s": round(elapsed_s, 2),
-        "this_run": this_run,
-        "scoring": scoring,
-        "metrics": metrics,
-        "notes": null_metric_notes(rows, metrics, scoring_on),  # why a metric is null
-    }
-
-
-def null_metric_notes(rows: list[dict[str, Any]], metrics: dict[str, Any] | None, scoring_on: bool) -> list[str]:
-    """Why a metric the summary holds is null: scoring off, no row scored (generation errors), or the judge
-    failed on every row it was asked about (with the judge's most frequent error)."""
-    if not scoring_on:
-        return ["metrics are null: scoring is off (run the same command with --eval to score the stored rows)"]
-    notes = []
-    errored = sum(1 for r in rows if r.get("error"))
-    if not metrics:
-        if rows:
-            notes.append(f"metrics are empty: no row was scored ({errored} of {len(rows)} ended in an error; "
-                         "re-run the same command to retry them)")
-        return notes
-    from vthinker_plugins.scoring import null_accuracy_reason
-
-    for task, m in metrics.items():
-        if not isinstance(m, dict):
-            continue
-        reason = null_accuracy_reason(m, [r["verdict"] for r in rows if r.get("task") == task and r.get("verdict")])
-        if reason is not None:
-            again = "; re-run the same command to judge them again" if m.get("judge_failed") else ""
-            notes.append(f"{task}: {reason}{again}")
-    return notes

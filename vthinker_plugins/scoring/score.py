@@ -214,9 +214,13 @@ def score_sample(
 
 def _unpack(item: Any) -> tuple[Sample, str, list[Image.Image]]:
     if isinstance(item, dict):
-        return item["sample"], item.get("prediction") or "", list(item.get("generated_images") or [])
-    sample, prediction, *rest = item
-    return sample, prediction or "", list(rest[0] or []) if rest else []
+        sample, prediction, images = item["sample"], item.get("prediction") or "", item.get("generated_images")
+    else:
+        sample, prediction, *rest = item
+        images = rest[0] if rest else None
+    if callable(images):  # loaded when the row is scored: few rows' images are in memory at once
+        images = images()
+    return sample, prediction or "", list(images or [])
 
 
 def score_samples(
@@ -227,27 +231,32 @@ def score_samples(
     pixel_config: PixelMetricConfig | None = None,
     reasoning_judge: str = "fallback",
     math_verify: bool = False,
-) -> list[dict[str, Any]]:
+    return_exceptions: bool = False,
+) -> list[Any]:
     """Score many predictions, judge calls running concurrently (bounded by the judge's concurrency).
 
-    ``items``: ``(sample, prediction, generated_images)`` tuples (the images may be left out)
-    or dicts with those keys. Verdicts come back in input order.
+    ``items``: ``(sample, prediction, generated_images)`` tuples (the images may be left out, or be a
+    function returning them, called when the row is scored) or dicts with those keys. Verdicts come
+    back in input order; with ``return_exceptions`` a row whose scoring raised gives its exception.
     """
-    unpacked = [_unpack(item) for item in items]
+    items = list(items)
 
-    async def run_all() -> list[dict[str, Any]]:
+    async def run_all() -> list[Any]:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(unpacked), desc="scoring", unit="row", disable=not progress)
+        bar = tqdm(total=len(items), desc="scoring", unit="row", disable=not progress)
+        limit = asyncio.Semaphore(max(8, 2 * getattr(judge, "concurrency", 4)))  # bounds images in memory
 
-        async def one(entry: tuple[Sample, str, list[Image.Image]]) -> dict[str, Any]:
-            verdict = await ascore_sample(*entry, judge=judge, pixel_config=pixel_config,
-                                          reasoning_judge=reasoning_judge, math_verify=math_verify)
-            bar.update(1)
-            return verdict
+        async def one(item: Any) -> dict[str, Any]:
+            async with limit:
+                try:
+                    return await ascore_sample(*_unpack(item), judge=judge, pixel_config=pixel_config,
+                                               reasoning_judge=reasoning_judge, math_verify=math_verify)
+                finally:
+                    bar.update(1)
 
         try:
-            return list(await asyncio.gather(*(one(entry) for entry in unpacked)))
+            return list(await asyncio.gather(*(one(item) for item in items), return_exceptions=return_exceptions))
         finally:
             bar.close()
             if judge is not None:
