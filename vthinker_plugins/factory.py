@@ -38,6 +38,20 @@ class JudgeSettings:
             return None
         return cls(model, url, api_key=os.environ.get("OPENAI_API_KEY"), defaults=defaults)
 
+    @classmethod
+    def resolve(cls, model: str | None = None, url: str | None = None, api_key: str | None = None,
+                **defaults: Any) -> JudgeSettings | None:
+        """``model``/``url`` given (e.g. ``--judge-model``/``--judge-url``), else ``VTHINKER_JUDGE_MODEL``/
+        ``VTHINKER_JUDGE_URL``, the URL else ``OPENAI_BASE_URL`` or OpenAI's; ``None`` without a model."""
+        model = model or os.environ.get("VTHINKER_JUDGE_MODEL") or None
+        if model is None:
+            if url:
+                raise ValueError("--judge-url needs --judge-model")
+            return None
+        url = url or os.environ.get("VTHINKER_JUDGE_URL") or os.environ.get("OPENAI_BASE_URL") \
+            or "https://api.openai.com/v1"
+        return cls(model, url, api_key=api_key, defaults=defaults)
+
     def options(self) -> dict[str, Any]:
         from vthinker_plugins.scoring import Judge
 

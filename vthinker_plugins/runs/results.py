@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,37 @@ class ResultsStore:
             return None
         return {k: earlier[k] for k in SCORING_KEYS}
 
+    def resume(self, samples: list[Any], identity: dict[str, Any], scoring: dict[str, Any], judge: Any,
+               scoring_on: bool, clear_verdicts: bool = False) -> tuple[ResumePlan, dict[str, dict[str, Any]], bool]:
+        """Check the identity, re-score (or re-judge) stored rows as the resume plan says and record
+        ``run.json``; returns (plan, finished rows by id, whether run.json was created now). The results file
+        is rewritten before run.json records the new settings, so a kill in between leaves rows the next run
+        re-scores again. Without ``--eval`` stored verdicts are kept unless ``clear_verdicts``: run.json then
+        keeps the settings they were scored with."""
+        fingerprint = scoring_fingerprint(scoring)
+        recorded = self.check_identity(identity)
+        keep_verdicts = not scoring_on and not clear_verdicts
+        run_scoring = (self.recorded_scoring() or scoring) if keep_verdicts else scoring
+        by_id = {str(s.id): s for s in samples}
+        plan = self.plan_resume(set(by_id), fingerprint, recorded, keep_scoring=keep_verdicts)
+        redo = plan.rescore + plan.rejudge
+        rescored = self.rescore(redo, by_id, scoring_on, judge, fingerprint) if redo else []
+        if rescored or plan.rewrite:
+            fresh = {str(r["id"]): r for r in rescored}
+            self.write_rows([fresh.get(str(r["id"]), r) for r in plan.keep])
+        created_run_json = not self.run_file.exists()
+        self.write_json(RUN_FILE, {**identity, **run_scoring})
+        if plan.rescore or plan.rejudge or plan.regenerate:
+            note = f" ({len(plan.incomplete)} lacked their stored text or images)" if plan.incomplete else ""
+            print(f"resume: {len(plan.rescore)} row(s) re-scored with {describe_scoring(scoring)}, "
+                  f"{len(plan.rejudge)} re-judged, {len(plan.regenerate)} regenerated{note}")
+        if n_failed := sum(map(unscored_by_failure, rescored)):
+            print(f"resume: scoring still failed for {n_failed} re-scored row(s); re-run to retry them")
+        if n_kept := sum(r.get("verdict") is not None for r in plan.done.values()) if keep_verdicts else 0:
+            print(f"resume: {n_kept} row(s) keep the verdicts of an earlier scoring (no --eval now; "
+                  "--clear-verdicts clears them); metrics need --eval")
+        return plan, {**plan.done, **{str(r["id"]): r for r in rescored}}, created_run_json
+
     # ------------------------------------------------------------------ rows
 
     def trajectory_row(self, traj: Trajectory, verdict: dict[str, Any] | None, scored_with: str) -> dict[str, Any]:
@@ -218,7 +249,21 @@ class ResultsStore:
         return fresh
 
 
-# --------------------------------------------------------------------------- summary
+# --------------------------------------------------------------------------- scoring settings, summary
+
+def scoring_settings(judge: Any, scoring_on: bool) -> dict[str, Any]:
+    """How rows are scored (the ``SCORING_KEYS`` of run.json) with the judge settings ``judge`` (a
+    :class:`~vthinker_plugins.factory.JudgeSettings` or ``None``): ``--eval``, the judge endpoint, a hash of
+    each judge prompt file and the pixel-metric settings. Rows scored otherwise are re-scored on resume."""
+    if not scoring_on:
+        return dict.fromkeys(SCORING_KEYS) | {"eval": False}
+    from vthinker_plugins.scoring import PixelMetricConfig
+
+    return {"eval": True, "judge_model": judge and judge.model, "judge_url": judge and judge.base_url,
+            "judge_prompts": None if judge is None else judge.prompt_hashes(),
+            "pixel_metric": asdict(PixelMetricConfig())}
+
+
 
 def build_summary(benchmark: str, data: str | None, model: str, rows: list[dict[str, Any]], n_samples: int,
                   scoring_on: bool, elapsed_s: float, this_run: dict[str, int] | None = None,
