@@ -14,15 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from vthinker_plugins.runs.files import (
-    JsonlRead,
-    append_jsonl,
-    atomic_write,
-    changed_settings,
-    read_jsonl,
-    safe_name,
-    write_jsonl,
-)
+from vthinker_plugins.runs import files
 
 RUN_FILE, RECORDS_FILE, IMAGES_DIR = "run.json", "records.jsonl", "images"
 #: run.json keys that may change between runs into the same folder: they add or drop tasks, or say
@@ -41,9 +33,9 @@ def _check_record(record: Any) -> str | None:
     return None
 
 
-def read_records(path: Path) -> JsonlRead:
+def read_records(path: Path) -> files.JsonlRead:
     """The lines of ``records.jsonl`` (a last line a kill cut short is dropped)."""
-    return read_jsonl(path, _check_record, error=StoreError, what="record")
+    return files.read_jsonl(path, _check_record, error=StoreError, what="record")
 
 
 class RunStore:
@@ -68,12 +60,12 @@ class RunStore:
         run_file = self.folder / RUN_FILE
         if run_file.exists() and self.records_path.exists():
             earlier = json.loads(run_file.read_text(encoding="utf-8"))
-            details = changed_settings(earlier, identity, [k for k in set(identity) | set(earlier)
+            details = files.changed_settings(earlier, identity, [k for k in set(identity) | set(earlier)
                                                            if k not in MUTABLE_KEYS])
             if details:
                 raise StoreError(f"{self.folder} holds a flywheel run planned otherwise ({details}); "
                                  "use another --out or --overwrite")
-        atomic_write(run_file, json.dumps(identity, indent=2, ensure_ascii=False) + "\n")
+        files.atomic_write(run_file, json.dumps(identity, indent=2, ensure_ascii=False) + "\n")
         found = read_records(self.records_path)
         records = found.latest()
         if found.needs_repair:
@@ -86,7 +78,7 @@ class RunStore:
     # ------------------------------------------------------------------ records
 
     def image_folder(self, task_id: str) -> Path:
-        return self.images_dir / safe_name(task_id)
+        return self.images_dir / files.safe_name(task_id)
 
     def write(self, record: dict[str, Any], images: list[tuple[bytes | None, bytes | None]]) -> dict[str, Any]:
         """Write the attempts' images, then append the record (with their paths) durably."""
@@ -104,7 +96,7 @@ class RunStore:
                     paths[name] = rel(path)
             if k < len(record.get("attempts", [])):
                 record["attempts"][k]["images"] = paths
-        append_jsonl(self.records_path, record)
+        files.append_jsonl(self.records_path, record)
         return record
 
     def records(self) -> dict[str, dict[str, Any]]:
@@ -114,7 +106,7 @@ class RunStore:
         """Rewrite ``records.jsonl`` with the latest line of each id (atomically)."""
         if records is None:
             records = self.records()
-        write_jsonl(self.records_path, list(records.values()))
+        files.write_jsonl(self.records_path, list(records.values()))
 
     def read_image(self, rel: str) -> bytes:
         path = self.folder / rel
