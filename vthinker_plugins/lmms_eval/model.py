@@ -57,8 +57,7 @@ from vthinker_plugins.factory import DEFAULT_MAX_ROUNDS, RunSettings
 from vthinker_plugins.lmms_eval import records
 from vthinker_plugins.lmms_eval.tasks import KEY_COLUMN, TASK_COLUMN, doc_to_sample
 from vthinker_plugins.loop import InteractionLoop, LoopConfig, Trajectory
-from vthinker_plugins.runs.files import changed_settings
-from vthinker_plugins.runs.trajectory import load_record, save_trajectory
+from vthinker_plugins.runs.trajectory import check_resumable, generation_identity, load_record, save_trajectory
 from vthinker_plugins.sample import Sample
 
 
@@ -215,7 +214,7 @@ class VThinker(lmms):
             folder = records.folder_for(self.image_dir, key)
             record = load_record(folder) if self.resume else None
             if record is not None:
-                self._check_resumable(record, self._run_identity(config, sample), folder)
+                check_resumable(record, generation_identity(self.settings, config, sample.max_rounds), folder)
             if record is not None and not record.get("error"):  # done by an earlier, interrupted run
                 records.register(key, record)
                 results[i] = GenerationResult(text=record.get("text", ""))
@@ -237,30 +236,6 @@ class VThinker(lmms):
             raise RuntimeError(f"vthinker: no result for request(s) {missing}")
         return [r for r in results if r is not None]
 
-    def _run_identity(self, config: LoopConfig, sample: Sample) -> dict[str, Any]:
-        """Everything that decides a sample's trajectory besides the sample: kept in its record."""
-        return {
-            "model": self.spec,
-            "backend_options": self.settings.generation_options(),
-            "max_rounds": sample.max_rounds,
-            "max_new_tokens": config.max_new_tokens,
-            "max_tool_images": config.max_tool_images,
-            "temperature": config.temperature,
-            "top_p": config.top_p,
-            "persistent_state": config.persistent_state,
-            "prompts": self.settings.prompts_hash(),
-        }
-
-    @staticmethod
-    def _check_resumable(record: dict[str, Any], identity: dict[str, Any], folder: Path) -> None:
-        """Refuse to resume from a record another model or other settings produced (it would be
-        returned as this model's response)."""
-        earlier = record.get("run") or {"model": record.get("model")}
-        details = changed_settings(earlier, identity, earlier)
-        if details:
-            raise ValueError(f"vthinker: {folder} holds a trajectory of a different run ({details}); "
-                             "use another image_dir (or resume=false to overwrite it)")
-
     def _run_group(
         self,
         config: LoopConfig,
@@ -275,7 +250,7 @@ class VThinker(lmms):
         def on_result(trajectory: Trajectory) -> None:
             i, key = by_sample[id(trajectory.sample)]
             folder = records.folder_for(self.image_dir, key)
-            run = self._run_identity(config, trajectory.sample)
+            run = generation_identity(self.settings, config, trajectory.sample.max_rounds)
             record = save_trajectory(trajectory, folder, extra={"key": key, "model": self.spec, "run": run})
             records.register(key, record)
             if trajectory.error:

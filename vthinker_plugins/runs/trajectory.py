@@ -23,8 +23,8 @@ from typing import Any
 
 from PIL import Image
 
-from vthinker_plugins.loop import Trajectory
-from vthinker_plugins.runs.files import atomic_write
+from vthinker_plugins.loop import LoopConfig, Trajectory
+from vthinker_plugins.runs.files import atomic_write, changed_settings
 
 LAYOUT = 2
 RECORD_FILE = "trajectory.json"
@@ -143,3 +143,29 @@ def load_images(paths: list[str] | list[Path]) -> list[Image.Image]:
         with Image.open(path) as image:
             images.append(image.convert("RGB"))
     return images
+
+
+def generation_identity(settings: Any, config: LoopConfig, max_rounds: int | None) -> dict[str, Any]:
+    """Everything that decides a sample's trajectory besides the sample (``settings``: a
+    :class:`~vthinker_plugins.factory.RunSettings`): kept in a harness record as ``run``."""
+    return {
+        "model": settings.model,
+        "backend_options": settings.generation_options(),
+        "max_rounds": max_rounds,
+        "max_new_tokens": config.max_new_tokens,
+        "max_tool_images": config.max_tool_images,
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "persistent_state": config.persistent_state,
+        "prompts": settings.prompts_hash(),
+    }
+
+
+def check_resumable(record: dict[str, Any], identity: dict[str, Any], folder: str | Path) -> None:
+    """Refuse to resume from a record another model or other settings produced (it would be returned as
+    this model's response)."""
+    earlier = record.get("run") or {"model": record.get("model")}
+    details = changed_settings(earlier, identity, earlier)
+    if details:
+        raise ValueError(f"vthinker: {folder} holds a trajectory of a different run ({details}); "
+                         "use another image_dir (or resume=false to overwrite it)")
