@@ -86,6 +86,7 @@ class RunSettings:
     max_rounds: int | None = None  # the loop's default; a sample's own max_rounds wins
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     max_tool_images: int = 10
+    max_completion_tokens: int | None = None  # generated + observation tokens of a trajectory (RL budget)
     temperature: float = 0.0
     top_p: float = 1.0
     persistent_state: bool = False
@@ -107,6 +108,7 @@ class RunSettings:
             max_rounds=DEFAULT_MAX_ROUNDS if self.max_rounds is None else int(self.max_rounds),
             max_new_tokens=int(self.max_new_tokens),
             max_tool_images=int(self.max_tool_images),
+            max_completion_tokens=self.max_completion_tokens,
             temperature=float(self.temperature or 0.0),
             top_p=float(self.top_p or 1.0),
             persistent_state=bool(self.persistent_state),
