@@ -77,6 +77,16 @@ def make_judge(settings: JudgeSettings | None) -> Any:
     return Judge(settings.base_url, settings.model, api_key=settings.api_key, **settings.options())
 
 
+def unreachable_judge_note(judge: Any, what: str) -> str | None:
+    """What to say at the start when ``judge`` does not answer (the ``what`` it judges would be left
+    unscored), or ``None`` when it answers or there is no judge."""
+    reason = None if judge is None else judge.unreachable_reason()
+    if reason is None:
+        return None
+    return (f"the judge {judge.model} at {judge.base_url} is unreachable ({reason}); the {what} it judges stay "
+            "unscored (judge_failed, accuracy null)")
+
+
 @dataclass
 class RunSettings:
     """What decides a model's trajectories: the backend spec and options, loop limits and prompts."""

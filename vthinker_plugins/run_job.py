@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from vthinker_plugins.factory import JudgeSettings, RunSettings, make_judge
+from vthinker_plugins.factory import JudgeSettings, RunSettings, make_judge, unreachable_judge_note
 from vthinker_plugins.loop import Trajectory
 from vthinker_plugins.runs.files import slug
 from vthinker_plugins.runs.results import (
@@ -202,10 +202,8 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SystemExit(f"vthinker run: {exc}") from None
     judge = make_judge(judge_config)
-    if judge is not None and (reason := judge.unreachable_reason()) is not None:
-        print(f"vthinker run: WARNING: the judge {judge.model} at {judge.base_url} is unreachable ({reason}); "
-              "the rows it judges stay unscored (judge_failed, accuracy null) until a re-run of this "
-              "command judges them", file=sys.stderr, flush=True)
+    if (note := unreachable_judge_note(judge, "rows")) is not None:
+        print(f"vthinker run: WARNING: {note} until a re-run of this command judges them", file=sys.stderr, flush=True)
     plan, done, created_run_json = store.resume(samples, identity, scoring, judge, scoring_on,
                                                 clear_verdicts=args.clear_verdicts)
     todo = [s for s in samples if str(s.id) not in done]

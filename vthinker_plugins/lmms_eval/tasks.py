@@ -110,10 +110,10 @@ def _warn_if_judge_unreachable() -> None:
     if judge is None or judge.base_url in _warned:
         return
     _warned.add(judge.base_url)
-    reason = judge.unreachable_reason()
-    if reason is not None:
-        logger.warning(f"the judge {judge.model} at {judge.base_url} is unreachable ({reason}); the docs it judges "
-                       "stay unscored (judge_failed, accuracy null)")
+    from vthinker_plugins.factory import unreachable_judge_note
+
+    if (note := unreachable_judge_note(judge, "docs")) is not None:
+        logger.warning(note)
 
 
 def _tag(dataset: Any, task: str, key_prefix: str, base_dir: str, where: list[str] | None,
