@@ -33,6 +33,8 @@ from typing import Any
 
 from PIL import Image
 
+from vthinker_plugins.runs.files import atomic_write
+
 IMAGE_MODES = ("thumbnails", "links", "embed")
 THUMBNAIL_PX = 320
 SMALL_IMAGE_BYTES = 24 << 10  # embedded as they are in thumbnail mode
@@ -284,7 +286,5 @@ def write_report(rows: Sequence[dict[str, Any]], summary: dict[str, Any], path: 
     base = Path(base_dir) if base_dir is not None else path.parent
     html_text = render_report(rows, summary, base, max_samples, images=images, report_dir=path.parent,
                               max_embedded_bytes=max_embedded_bytes)
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(html_text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, html_text)
     return path

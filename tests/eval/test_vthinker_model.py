@@ -175,3 +175,42 @@ def test_max_batch_size_reaches_the_backend(tmp_path: Path, tiny_model_dir: Path
     capped = VThinker.create_from_arg_string(f"{args}2,max_batch_size=2", {"batch_size": 8})
     assert capped.backend.max_batch_size == 2
     assert VThinker.create_from_arg_string(f"{args}3", {"batch_size": 3}).backend.max_batch_size == 3
+
+
+def test_resume_from_a_record_of_the_old_layout(tmp_path: Path) -> None:
+    """An image_dir written before the one trajectory layout (no ``layout``, rounds without their image lists,
+    no input images) still resumes: the record is upgraded on reading, nothing is generated again."""
+    import json
+
+    from harness import judge_server
+
+    from vthinker_plugins.lmms_eval import records
+    from vthinker_plugins.lmms_eval.model import VThinker
+
+    docs = [{"q": "What is 3 + 4?", "image": Image.new("RGB", (64, 64), "white")}]
+
+    def run() -> tuple[str, list[dict]]:
+        records.clear()
+        with judge_server("<think>7</think><answer>7</answer>") as (url, calls):
+            lm = VThinker(pretrained="model-a", backend="openai", base_url=url, api_key="x",
+                          image_dir=str(tmp_path / "images"))
+            lm.task_dict = {"other_task": {"test": docs}}
+            try:
+                [result] = lm.generate_until(_requests(1))
+            finally:
+                lm.clean()
+        return result.text, list(calls)
+
+    first, calls = run()
+    assert len(calls) == 1
+    [path] = (tmp_path / "images").glob("*/trajectory.json")
+    record = json.loads(path.read_text())
+    assert record["layout"] == 2 and Path(record["input_images"][0]).is_file()
+    for name in record.pop("input_images"):
+        Path(name).unlink()
+    del record["layout"]
+    record["rounds"] = [{k: v for k, v in r.items() if k not in ("images", "error")} for r in record["rounds"]]
+    path.write_text(json.dumps(record))
+    again, calls = run()
+    assert again == first and calls == []
+    assert records.lookup("other_task:test:0")["generated_images"] == []

@@ -32,6 +32,7 @@ from typing import Any
 
 from vthinker_plugins.data.interaction import ConvertedRow, RowExcluded
 from vthinker_plugins.data.sources import DataError
+from vthinker_plugins.runs.files import atomic_write
 
 #: A function that converts a list of raw rows; each result is a sample or the reason it was excluded.
 BatchConverter = Callable[[list[dict[str, Any]]], list["ConvertedRow | RowExcluded"]]
@@ -64,17 +65,8 @@ def update_dataset_info(out_dir: str | Path, name: str, entry: dict[str, Any] | 
     path = Path(out_dir) / "dataset_info.json"
     info = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     info[name] = entry or dataset_info_entry(name)
-    _atomic_write(path, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    atomic_write(path, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return path
-
-
-def _atomic_write(path: Path, text: str | bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    if isinstance(text, bytes):
-        tmp.write_bytes(text)
-    else:
-        tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -136,7 +128,7 @@ def run_shard(job: ShardJob, rows: list[dict[str, Any]], converter: BatchConvert
     data_path = Path(job.out_dir) / job.name / f"{job.shard}.{job.fmt}"
     if records:
         if job.fmt == "jsonl":
-            _atomic_write(data_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+            atomic_write(data_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -147,7 +139,7 @@ def run_shard(job: ShardJob, rows: list[dict[str, Any]], converter: BatchConvert
     elif data_path.exists():
         data_path.unlink()
     report = ShardReport(job.shard, len(rows), len(records), excluded)
-    _atomic_write(Path(job.out_dir) / "reports" / job.name / f"{job.shard}.json", report.to_json())
+    atomic_write(Path(job.out_dir) / "reports" / job.name / f"{job.shard}.json", report.to_json())
     return report
 
 
@@ -190,7 +182,7 @@ def prepare_output(out_dir: str | Path, name: str, manifest: dict[str, Any], ove
             )
     (out / name).mkdir(parents=True, exist_ok=True)
     reports.mkdir(parents=True, exist_ok=True)
-    _atomic_write(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False))
+    atomic_write(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False))
     return out
 
 
@@ -310,6 +302,6 @@ def write_summary(
         **(extra or {}),
     }
     lines = "".join(json.dumps(e, ensure_ascii=False) + "\n" for r in reports for e in r.excluded)
-    _atomic_write(out / "reports" / name / "excluded.jsonl", lines)
-    _atomic_write(out / "reports" / name / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write(out / "reports" / name / "excluded.jsonl", lines)
+    atomic_write(out / "reports" / name / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from vthinker_plugins.flywheel.taxonomy import SEED_TAXONOMY
+from vthinker_plugins.runs.files import write_jsonl
 
 MAX_LAYER = 7
 LAYER_NAMES = ("domain", "topic", "concept", "subconcept", "skill", "case", "variant")
@@ -164,9 +165,7 @@ class KnowledgeGraph:
         lines = [{"type": "header", "format": FORMAT}]
         lines += [{"type": "point", **asdict(p)} for p in self.points.values()]
         lines += self.rounds
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
-        os.replace(tmp, target)
+        write_jsonl(target, lines)
         self.path = target
         return target
 

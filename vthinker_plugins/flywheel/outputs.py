@@ -24,6 +24,7 @@ from typing import Any
 
 from vthinker_plugins.flywheel.problem import Problem, hub_row
 from vthinker_plugins.flywheel.store import IMAGES_DIR, MUTABLE_KEYS, RECORDS_FILE, RUN_FILE, RunStore, StoreError
+from vthinker_plugins.runs.files import atomic_write
 
 INTERACTION_DIR, PERCEPTION_DIR, SUMMARY_FILE = "interaction", "perception", "summary.json"
 SHARD_RE = re.compile(r"shard-(\d+)-of-(\d+)")
@@ -129,9 +130,7 @@ def summarize(records: dict[str, dict[str, Any]], identity: dict[str, Any], plan
 
 
 def write_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def find_shards(folder: Path) -> list[Path]:

@@ -10,12 +10,11 @@ rewrites the file with one line per id, atomically.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from vthinker_plugins.trajectory_files import safe_name
+from vthinker_plugins.runs import files
 
 RUN_FILE, RECORDS_FILE, IMAGES_DIR = "run.json", "records.jsonl", "images"
 #: run.json keys that may change between runs into the same folder: they add or drop tasks, or say
@@ -28,31 +27,15 @@ class StoreError(ValueError):
     """A run folder that cannot be resumed; the message says why and what to do."""
 
 
-def read_records(path: Path) -> tuple[dict[str, dict[str, Any]], int, bool]:
-    """(latest record per id in file order, number of lines, whether the last line was cut short)."""
-    records: dict[str, dict[str, Any]] = {}
-    if not path.exists():
-        return records, 0, False
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines()
-    torn = bool(text) and not text.endswith("\n")
-    n = 0
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            if lineno == len(lines) and torn:  # the append a kill interrupted
-                continue
-            raise StoreError(f"{path}:{lineno}: not a JSON record; fix or delete the file (or use --overwrite)") \
-                from None
-        if not isinstance(record, dict) or "id" not in record or "status" not in record:
-            raise StoreError(f"{path}:{lineno}: a record needs 'id' and 'status'")
-        n += 1
-        records.pop(str(record["id"]), None)
-        records[str(record["id"])] = record
-    return records, n, torn
+def _check_record(record: Any) -> str | None:
+    if not isinstance(record, dict) or "id" not in record or "status" not in record:
+        return "a record needs 'id' and 'status'"
+    return None
+
+
+def read_records(path: Path) -> files.JsonlRead:
+    """The lines of ``records.jsonl`` (a last line a kill cut short is dropped)."""
+    return files.read_jsonl(path, _check_record, error=StoreError, what="record")
 
 
 class RunStore:
@@ -77,17 +60,15 @@ class RunStore:
         run_file = self.folder / RUN_FILE
         if run_file.exists() and self.records_path.exists():
             earlier = json.loads(run_file.read_text(encoding="utf-8"))
-            changed = sorted(k for k in set(identity) | set(earlier)
-                             if k not in MUTABLE_KEYS and earlier.get(k) != identity.get(k))
-            if changed:
-                details = ", ".join(f"{k}: {earlier.get(k)!r} -> {identity.get(k)!r}" for k in changed)
+            details = files.changed_settings(earlier, identity, [k for k in set(identity) | set(earlier)
+                                                           if k not in MUTABLE_KEYS])
+            if details:
                 raise StoreError(f"{self.folder} holds a flywheel run planned otherwise ({details}); "
                                  "use another --out or --overwrite")
-        tmp = run_file.with_name(RUN_FILE + ".tmp")
-        tmp.write_text(json.dumps(identity, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, run_file)
-        records, n_lines, torn = read_records(self.records_path)
-        if torn or n_lines != len(records):
+        files.atomic_write(run_file, json.dumps(identity, indent=2, ensure_ascii=False) + "\n")
+        found = read_records(self.records_path)
+        records = found.latest()
+        if found.needs_repair:
             self.compact(records)
         return records
 
@@ -97,7 +78,7 @@ class RunStore:
     # ------------------------------------------------------------------ records
 
     def image_folder(self, task_id: str) -> Path:
-        return self.images_dir / safe_name(task_id)
+        return self.images_dir / files.safe_name(task_id)
 
     def write(self, record: dict[str, Any], images: list[tuple[bytes | None, bytes | None]]) -> dict[str, Any]:
         """Write the attempts' images, then append the record (with their paths) durably."""
@@ -115,25 +96,17 @@ class RunStore:
                     paths[name] = rel(path)
             if k < len(record.get("attempts", [])):
                 record["attempts"][k]["images"] = paths
-        with self.records_path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        files.append_jsonl(self.records_path, record)
         return record
 
     def records(self) -> dict[str, dict[str, Any]]:
-        return read_records(self.records_path)[0]
+        return read_records(self.records_path).latest()
 
     def compact(self, records: dict[str, dict[str, Any]] | None = None) -> None:
         """Rewrite ``records.jsonl`` with the latest line of each id (atomically)."""
         if records is None:
             records = self.records()
-        tmp = self.records_path.with_name(RECORDS_FILE + ".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records.values()))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.records_path)
+        files.write_jsonl(self.records_path, list(records.values()))
 
     def read_image(self, rel: str) -> bytes:
         path = self.folder / rel

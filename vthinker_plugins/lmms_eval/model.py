@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -54,15 +53,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from vthinker_plugins.data.sources import to_image
+from vthinker_plugins.factory import DEFAULT_MAX_ROUNDS, RunSettings
 from vthinker_plugins.lmms_eval import records
 from vthinker_plugins.lmms_eval.tasks import KEY_COLUMN, TASK_COLUMN, doc_to_sample
 from vthinker_plugins.loop import InteractionLoop, LoopConfig, Trajectory
-from vthinker_plugins.protocol import DEFAULT_PROMPTS, PromptSet
+from vthinker_plugins.runs.trajectory import check_resumable, generation_identity, load_record, save_trajectory
 from vthinker_plugins.sample import Sample
-from vthinker_plugins.trajectory_files import load_record, save_trajectory
-
-DEFAULT_MAX_ROUNDS = 5
-DEFAULT_MAX_NEW_TOKENS = 16384
 
 
 def _default_image_dir() -> Path:
@@ -108,8 +104,6 @@ class VThinker(lmms):
         **backend_options: Any,
     ) -> None:
         super().__init__()
-        from vthinker_plugins.backends import is_transport_option, make_backend
-
         # Several processes (accelerate launch): each takes its share of docs, on its own GPU.
         local_rank = 0
         try:
@@ -137,26 +131,19 @@ class VThinker(lmms):
             batch = int(max_batch_size) if batch is None else min(batch, int(max_batch_size))
         if batch is not None and self.spec != "reference":  # the oracle takes no constructor options
             backend_options["max_batch_size"] = batch
-        self.backend = make_backend(self.spec, **backend_options)
+        self.settings = RunSettings(self.spec, backend_options, max_tool_images=int(max_tool_images),
+                                    persistent_state=bool(persistent_state), concurrency=int(concurrency),
+                                    system_prompt_file=system_prompt_file, user_prompt_file=user_prompt_file)
+        self.backend = self.settings.backend()
         if batch is not None:
             self.backend.max_batch_size = batch
-        # Backend options a resumed record must have been generated with (where and how the backend is
-        # reached may change between runs; credentials are never written to the records).
-        self._backend_options = {k: str(v) for k, v in sorted(backend_options.items()) if not is_transport_option(k)}
         self.batch_size_per_gpu = self.backend.max_batch_size
-
+        # Set here, they win over the task's generation_kwargs.
         self.max_rounds = None if max_rounds is None else int(max_rounds)
         self.max_new_tokens = None if max_new_tokens is None else int(max_new_tokens)
         self.temperature = None if temperature is None else float(temperature)
         self.top_p = None if top_p is None else float(top_p)
-        self.max_tool_images = int(max_tool_images)
-        self.persistent_state = bool(persistent_state)
-        self.concurrency = int(concurrency)
-        self.prompts = (
-            PromptSet.from_files(system_prompt_file, user_prompt_file)
-            if system_prompt_file or user_prompt_file
-            else DEFAULT_PROMPTS
-        )
+        self.prompts = self.settings.prompts()
         self.resume = bool(resume) and image_dir is not None
         self.image_dir = records.activate(image_dir if image_dir is not None else _default_image_dir())
         logger.info(f"vthinker: backend {self.spec}; trajectories and images under {self.image_dir}")
@@ -206,18 +193,12 @@ class VThinker(lmms):
         return Sample(id=sample_id, question=question, images=images)
 
     def _loop_config(self, gen_kwargs: dict[str, Any]) -> LoopConfig:
-        def pick(own: Any, key: str, default: Any) -> Any:
-            return own if own is not None else gen_kwargs.get(key, default)
+        def pick(own: Any, key: str) -> Any:
+            return own if own is not None else gen_kwargs.get(key)
 
-        return LoopConfig(
-            max_rounds=DEFAULT_MAX_ROUNDS,
-            max_new_tokens=int(pick(self.max_new_tokens, "max_new_tokens", DEFAULT_MAX_NEW_TOKENS)),
-            max_tool_images=self.max_tool_images,
-            temperature=float(pick(self.temperature, "temperature", 0.0) or 0.0),
-            top_p=float(pick(self.top_p, "top_p", 1.0) or 1.0),
-            persistent_state=self.persistent_state,
-            concurrency=self.concurrency,
-        )
+        return self.settings.with_defaults(max_new_tokens=pick(self.max_new_tokens, "max_new_tokens"),
+                                           temperature=pick(self.temperature, "temperature"),
+                                           top_p=pick(self.top_p, "top_p")).loop_config()
 
     # ------------------------------------------------------------------ lmms API
 
@@ -233,7 +214,7 @@ class VThinker(lmms):
             folder = records.folder_for(self.image_dir, key)
             record = load_record(folder) if self.resume else None
             if record is not None:
-                self._check_resumable(record, self._run_identity(config, sample), folder)
+                check_resumable(record, generation_identity(self.settings, config, sample.max_rounds), folder)
             if record is not None and not record.get("error"):  # done by an earlier, interrupted run
                 records.register(key, record)
                 results[i] = GenerationResult(text=record.get("text", ""))
@@ -255,32 +236,6 @@ class VThinker(lmms):
             raise RuntimeError(f"vthinker: no result for request(s) {missing}")
         return [r for r in results if r is not None]
 
-    def _run_identity(self, config: LoopConfig, sample: Sample) -> dict[str, Any]:
-        """Everything that decides a sample's trajectory besides the sample: kept in its record."""
-        prompts = hashlib.sha256(f"{self.prompts.system}\x00{self.prompts.user_template}".encode()).hexdigest()
-        return {
-            "model": self.spec,
-            "backend_options": self._backend_options,
-            "max_rounds": sample.max_rounds,
-            "max_new_tokens": config.max_new_tokens,
-            "max_tool_images": config.max_tool_images,
-            "temperature": config.temperature,
-            "top_p": config.top_p,
-            "persistent_state": config.persistent_state,
-            "prompts": prompts[:16],
-        }
-
-    @staticmethod
-    def _check_resumable(record: dict[str, Any], identity: dict[str, Any], folder: Path) -> None:
-        """Refuse to resume from a record another model or other settings produced (it would be
-        returned as this model's response)."""
-        earlier = record.get("run") or {"model": record.get("model")}
-        changed = sorted(k for k in earlier if earlier.get(k) != identity.get(k))
-        if changed:
-            details = ", ".join(f"{k}: {earlier.get(k)!r} -> {identity.get(k)!r}" for k in changed)
-            raise ValueError(f"vthinker: {folder} holds a trajectory of a different run ({details}); "
-                             "use another image_dir (or resume=false to overwrite it)")
-
     def _run_group(
         self,
         config: LoopConfig,
@@ -295,7 +250,7 @@ class VThinker(lmms):
         def on_result(trajectory: Trajectory) -> None:
             i, key = by_sample[id(trajectory.sample)]
             folder = records.folder_for(self.image_dir, key)
-            run = self._run_identity(config, trajectory.sample)
+            run = generation_identity(self.settings, config, trajectory.sample.max_rounds)
             record = save_trajectory(trajectory, folder, extra={"key": key, "model": self.spec, "run": run})
             records.register(key, record)
             if trajectory.error:

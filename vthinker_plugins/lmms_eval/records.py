@@ -2,7 +2,7 @@
 
 lmms-eval passes only the response text to ``process_results``; VTBench scoring also
 needs the images the model drew. The model writes each finished trajectory (JSON +
-PNGs, see :mod:`vthinker_plugins.trajectory_files`) under its image folder and
+PNGs, see :mod:`vthinker_plugins.runs.trajectory`) under its image folder and
 registers it here under the doc's ``vthinker_key``; ``process_results`` (same
 process, possibly another thread) looks it up. Records found on disk in the active
 folder are used too, so runs resumed with lmms-eval's ``--use_cache`` still score
@@ -15,7 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from vthinker_plugins.trajectory_files import load_record, safe_name
+from vthinker_plugins.runs.files import safe_name
+from vthinker_plugins.runs.trajectory import load_record
 
 _lock = threading.Lock()
 _records: dict[str, dict[str, Any]] = {}

@@ -110,10 +110,10 @@ def _warn_if_judge_unreachable() -> None:
     if judge is None or judge.base_url in _warned:
         return
     _warned.add(judge.base_url)
-    reason = judge.unreachable_reason()
-    if reason is not None:
-        logger.warning(f"the judge {judge.model} at {judge.base_url} is unreachable ({reason}); the docs it judges "
-                       "stay unscored (judge_failed, accuracy null)")
+    from vthinker_plugins.factory import unreachable_judge_note
+
+    if (note := unreachable_judge_note(judge, "docs")) is not None:
+        logger.warning(note)
 
 
 def _tag(dataset: Any, task: str, key_prefix: str, base_dir: str, where: list[str] | None,
@@ -254,17 +254,17 @@ def _judge() -> Any:
     """The LMM judge configured through the environment (``VTHINKER_JUDGE_*``), or ``None``."""
     with _judge_lock:
         if "judge" not in _judge_cache:
-            from vthinker_plugins.scoring.judge import Judge
+            from vthinker_plugins.factory import JudgeSettings, make_judge
 
-            _judge_cache["judge"] = Judge.from_env()
+            _judge_cache["judge"] = make_judge(JudgeSettings.from_env())
         return _judge_cache["judge"]
 
 
 def score_doc(doc: dict[str, Any], response: str) -> dict[str, Any]:
     """Score one doc: the verdict of :func:`vthinker_plugins.scoring.score_sample`, plus where the
     trajectory and generated images are (``generated_images``, ``trajectory``) and a 0/1 ``score``."""
+    from vthinker_plugins.runs.trajectory import load_images
     from vthinker_plugins.scoring import score_sample
-    from vthinker_plugins.trajectory_files import load_images
 
     sample = doc_to_sample(doc)
     key = doc.get(KEY_COLUMN)

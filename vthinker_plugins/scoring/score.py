@@ -80,7 +80,9 @@ def _verdict(sample: Sample, **fields: Any) -> dict[str, Any]:
 
 
 def _with_judge(out: dict[str, Any], result: JudgeResult) -> dict[str, Any]:
+    """``out`` decided by the judge's ``result`` (``correct`` is ``None`` when the judge failed)."""
     out["judge"] = result.value
+    out["correct"] = bool(result.value) if result.ok else None
     out["judge_status"] = result.status
     if result.status == "failed":
         out["judge_error"] = result.error
@@ -119,9 +121,7 @@ async def _score_reasoning(sample: Sample, prediction: str, judge: Judge | None,
     if not said.strip():
         return out  # nothing to judge: wrong without a call
     result = await judge.judge_answer(sample.question, said, gold)
-    _with_judge(out, result)
-    out["correct"] = bool(result.value) if result.ok else None
-    return out
+    return _with_judge(out, result)
 
 
 async def _score_drawing(
@@ -149,9 +149,7 @@ async def _score_drawing(
         return out
     instruction = sample.meta.get("instruction") or sample.question
     result = await judge.judge_images(sample.task, sample.question, original, generated, truth, instruction=instruction)
-    _with_judge(out, result)
-    out["correct"] = bool(result.value) if result.ok else None
-    return out
+    return _with_judge(out, result)
 
 
 async def ascore_sample(
@@ -188,23 +186,14 @@ async def ascore_sample(
     return _verdict(sample, extracted=extracted, correct=answers_match(said, gold, sample.options))
 
 
-def score_sample(
-    sample: Sample,
-    prediction: str,
-    generated_images: Sequence[Image.Image] | None = None,
-    judge: Judge | None = None,
-    *,
-    pixel_config: PixelMetricConfig | None = None,
-    reasoning_judge: str = "fallback",
-    math_verify: bool = False,
-) -> dict[str, Any]:
-    """Synchronous :func:`ascore_sample` (prefer :func:`score_samples` for many rows: it runs judge calls
-    concurrently)."""
+def score_sample(sample: Sample, prediction: str, generated_images: Sequence[Image.Image] | None = None,
+                 judge: Judge | None = None, **options: Any) -> dict[str, Any]:
+    """Synchronous :func:`ascore_sample` (same ``options``; prefer :func:`score_samples` for many rows: it
+    runs judge calls concurrently)."""
 
     async def once() -> dict[str, Any]:
         try:
-            return await ascore_sample(sample, prediction, generated_images, judge, pixel_config=pixel_config,
-                                       reasoning_judge=reasoning_judge, math_verify=math_verify)
+            return await ascore_sample(sample, prediction, generated_images, judge, **options)
         finally:
             if judge is not None:
                 await judge.aclose()  # the event loop ends with this call; so do its connections
@@ -214,40 +203,41 @@ def score_sample(
 
 def _unpack(item: Any) -> tuple[Sample, str, list[Image.Image]]:
     if isinstance(item, dict):
-        return item["sample"], item.get("prediction") or "", list(item.get("generated_images") or [])
-    sample, prediction, *rest = item
-    return sample, prediction or "", list(rest[0] or []) if rest else []
+        sample, prediction, images = item["sample"], item.get("prediction") or "", item.get("generated_images")
+    else:
+        sample, prediction, *rest = item
+        images = rest[0] if rest else None
+    if callable(images):  # loaded when the row is scored: few rows' images are in memory at once
+        images = images()
+    return sample, prediction or "", list(images or [])
 
 
-def score_samples(
-    items: Iterable[Any],
-    judge: Judge | None = None,
-    progress: bool = True,
-    *,
-    pixel_config: PixelMetricConfig | None = None,
-    reasoning_judge: str = "fallback",
-    math_verify: bool = False,
-) -> list[dict[str, Any]]:
+def score_samples(items: Iterable[Any], judge: Judge | None = None, progress: bool = True, *,
+                  return_exceptions: bool = False, **options: Any) -> list[Any]:
     """Score many predictions, judge calls running concurrently (bounded by the judge's concurrency).
 
-    ``items``: ``(sample, prediction, generated_images)`` tuples (the images may be left out)
-    or dicts with those keys. Verdicts come back in input order.
+    ``items``: ``(sample, prediction, generated_images)`` tuples (the images may be left out, or be a
+    function returning them, called when the row is scored) or dicts with those keys. Verdicts come
+    back in input order; with ``return_exceptions`` a row whose scoring raised gives its exception.
+    ``options``: those of :func:`ascore_sample` (``pixel_config``, ``reasoning_judge``, ``math_verify``).
     """
-    unpacked = [_unpack(item) for item in items]
+    items = list(items)
 
-    async def run_all() -> list[dict[str, Any]]:
+    async def run_all() -> list[Any]:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(unpacked), desc="scoring", unit="row", disable=not progress)
+        bar = tqdm(total=len(items), desc="scoring", unit="row", disable=not progress)
+        limit = asyncio.Semaphore(max(8, 2 * getattr(judge, "concurrency", 4)))  # bounds images in memory
 
-        async def one(entry: tuple[Sample, str, list[Image.Image]]) -> dict[str, Any]:
-            verdict = await ascore_sample(*entry, judge=judge, pixel_config=pixel_config,
-                                          reasoning_judge=reasoning_judge, math_verify=math_verify)
-            bar.update(1)
-            return verdict
+        async def one(item: Any) -> dict[str, Any]:
+            async with limit:
+                try:
+                    return await ascore_sample(*_unpack(item), judge=judge, **options)
+                finally:
+                    bar.update(1)
 
         try:
-            return list(await asyncio.gather(*(one(entry) for entry in unpacked)))
+            return list(await asyncio.gather(*(one(item) for item in items), return_exceptions=return_exceptions))
         finally:
             bar.close()
             if judge is not None:

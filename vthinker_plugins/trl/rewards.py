@@ -231,16 +231,16 @@ class RewardSuite:
         if args.has_judge:
             import os
 
-            from vthinker_plugins.scoring.judge import Judge
+            from vthinker_plugins.factory import JudgeSettings, make_judge
 
-            judge = Judge(
-                args.judge_url,
+            # The config's limits win; prompt files and the cache come from VTHINKER_JUDGE_*, as elsewhere.
+            judge = make_judge(JudgeSettings(
                 args.judge_model,
+                args.judge_url,
                 api_key=os.environ.get(args.judge_api_key_env),
-                concurrency=args.judge_concurrency,
-                timeout=args.judge_timeout_s,
-                retries=args.judge_retries,
-            )
+                overrides={"concurrency": args.judge_concurrency, "timeout": args.judge_timeout_s,
+                           "retries": args.judge_retries},
+            ))
         return cls(
             args.reward_names(),
             judge=judge,

@@ -307,8 +307,8 @@ class _VThinkerDataset(ImageBaseDataset):
         """Score every prediction with :func:`vthinker_plugins.scoring.score_samples` (judge calls run
         concurrently). Writes ``<eval_file>_vthinker_verdicts.xlsx`` (one row per item, with the
         generated image paths) and ``<eval_file>_vthinker_score.json``; returns the summary."""
+        from vthinker_plugins.runs.trajectory import load_images, load_record
         from vthinker_plugins.scoring import score_samples
-        from vthinker_plugins.trajectory_files import load_images, load_record
 
         predictions = load(eval_file)
         # VLMEvalKit drops the image column from self.data after inference: read the TSV again.
@@ -360,20 +360,20 @@ def judge_for(judge_kwargs: dict[str, Any]) -> Any:
     """The LMM judge: VLMEvalKit's ``--judge MODEL --judge-base-url URL [--judge-key KEY]`` when a base
     URL was given (prompt files, cache and limits still from ``VTHINKER_JUDGE_*``), else the one
     configured by ``VTHINKER_JUDGE_*`` (or none: pixel metric and rules)."""
-    from vthinker_plugins.scoring.judge import Judge
+    from vthinker_plugins.factory import JudgeSettings, make_judge
 
     api_base = judge_kwargs.get("api_base")
     if not api_base:
-        return Judge.from_env()
-    base_url = str(api_base).removesuffix("/chat/completions")
-    options: dict[str, Any] = {**Judge.env_options(), "api_key": judge_kwargs.get("key")}
+        return make_judge(JudgeSettings.from_env())
+    overrides: dict[str, Any] = {}
     if judge_kwargs.get("timeout"):
-        options["timeout"] = float(judge_kwargs["timeout"])
+        overrides["timeout"] = float(judge_kwargs["timeout"])
     if judge_kwargs.get("nproc"):
-        options["concurrency"] = int(judge_kwargs["nproc"])
+        overrides["concurrency"] = int(judge_kwargs["nproc"])
     if judge_kwargs.get("retry") is not None:
-        options["retries"] = int(judge_kwargs["retry"])
-    return Judge(base_url, str(judge_kwargs["model"]), **options)
+        overrides["retries"] = int(judge_kwargs["retry"])
+    return make_judge(JudgeSettings(str(judge_kwargs["model"]), str(api_base).removesuffix("/chat/completions"),
+                                    api_key=judge_kwargs.get("key"), overrides=overrides))
 
 
 def _extra_records(value: Any) -> dict[str, Any]:

@@ -122,17 +122,16 @@ def _prepare_datasets(names: list[str]) -> None:
 
 
 def _warn_if_judge_unreachable(args: argparse.Namespace) -> None:
-    from vthinker_plugins.scoring.judge import Judge
+    from vthinker_plugins.factory import JudgeSettings, make_judge, unreachable_judge_note
 
     url = getattr(args, "judge_base_url", None) or os.environ.get("VTHINKER_JUDGE_URL")
     model = getattr(args, "judge", None) or os.environ.get("VTHINKER_JUDGE_MODEL")
     if not url or not model:
         return
-    judge = Judge(url.rstrip("/"), model, api_key=getattr(args, "judge_key", None))
-    reason = judge.unreachable_reason()
-    if reason is not None:
-        print(f"vthinker vlmeval: WARNING: the judge {model} at {url} is unreachable ({reason}); the items it "
-              "judges stay unscored (judge_failed, accuracy null)", file=sys.stderr, flush=True)
+    judge = make_judge(JudgeSettings(model, url.rstrip("/"), api_key=getattr(args, "judge_key", None)))
+    note = unreachable_judge_note(judge, "items")
+    if note is not None:
+        print(f"vthinker vlmeval: WARNING: {note}", file=sys.stderr, flush=True)
 
 
 def _limit_per_task() -> None:

@@ -26,10 +26,10 @@ from vlmeval.smp.file import INFER_FAIL_MSG
 from vlmeval.vlm.base import BaseModel
 
 from vthinker_plugins.data.sources import to_image
-from vthinker_plugins.loop import InteractionLoop, LoopConfig
-from vthinker_plugins.protocol import DEFAULT_PROMPTS, PromptSet
+from vthinker_plugins.factory import RunSettings
+from vthinker_plugins.runs.files import safe_name
+from vthinker_plugins.runs.trajectory import generation_identity, save_trajectory
 from vthinker_plugins.sample import Sample
-from vthinker_plugins.trajectory_files import safe_name, save_trajectory
 from vthinker_plugins.vlmeval.datasets import message_fingerprint, sample_info_for
 
 logger = get_logger(__name__)
@@ -71,26 +71,17 @@ class VThinkerChat(BaseModel):
         **backend_options: Any,
     ) -> None:
         super().__init__()
-        from vthinker_plugins.backends import make_backend
-
         self.model_path = str(model_path)
         self.name = str(name or model_path)
         self.max_rounds = int(max_rounds)
-        self.backend = make_backend(self.model_path, **backend_options)
-        self.config = LoopConfig(
-            max_rounds=self.max_rounds,
-            max_new_tokens=int(max_new_tokens),
-            max_tool_images=int(max_tool_images),
-            temperature=float(temperature),
-            top_p=float(top_p),
-            persistent_state=bool(persistent_state),
-        )
-        prompts = (
-            PromptSet.from_files(system_prompt_file, user_prompt_file)
-            if system_prompt_file or user_prompt_file
-            else DEFAULT_PROMPTS
-        )
-        self.loop = InteractionLoop(self.backend, config=self.config, prompts=prompts)
+        self.settings = RunSettings(self.model_path, backend_options, max_rounds=self.max_rounds,
+                                    max_new_tokens=int(max_new_tokens), max_tool_images=int(max_tool_images),
+                                    temperature=float(temperature), top_p=float(top_p),
+                                    persistent_state=bool(persistent_state), system_prompt_file=system_prompt_file,
+                                    user_prompt_file=user_prompt_file)
+        self.backend = self.settings.backend()
+        self.config = self.settings.loop_config()
+        self.loop = self.settings.loop(self.backend)
         root = image_dir or os.environ.get(IMAGE_DIR_ENV) or Path("outputs") / "vthinker_images"
         self.image_dir = Path(root).expanduser().resolve()
 
@@ -121,7 +112,8 @@ class VThinkerChat(BaseModel):
         trajectory = self.loop.run([sample])[0]
         key = f"{dataset}:{sample.meta.get('index', sample.id)}"
         folder = self.image_dir / safe_name(self.name) / str(dataset) / safe_name(key)
-        record = save_trajectory(trajectory, folder, extra={"key": key, "model": self.name})
+        run = generation_identity(self.settings, self.config, sample.max_rounds)
+        record = save_trajectory(trajectory, folder, extra={"key": key, "model": self.name, "run": run})
         extra = {
             "answer": record["answer"],
             "n_rounds": record["n_rounds"],
