@@ -182,7 +182,7 @@ def test_resume_from_a_record_of_the_old_layout(tmp_path: Path) -> None:
     no input images) still resumes: the record is upgraded on reading, nothing is generated again."""
     import json
 
-    from harness import judge_server
+    from fake_openai import FakeOpenAI, fixed
 
     from vthinker_plugins.lmms_eval import records
     from vthinker_plugins.lmms_eval.model import VThinker
@@ -191,8 +191,9 @@ def test_resume_from_a_record_of_the_old_layout(tmp_path: Path) -> None:
 
     def run() -> tuple[str, list[dict]]:
         records.clear()
-        with judge_server("<think>7</think><answer>7</answer>") as (url, calls):
-            lm = VThinker(pretrained="model-a", backend="openai", base_url=url, api_key="x",
+        with FakeOpenAI(fixed("<think>7</think><answer>7</answer>")) as server:
+            calls = server.requests
+            lm = VThinker(pretrained="model-a", backend="openai", base_url=server.url, api_key="x",
                           image_dir=str(tmp_path / "images"))
             lm.task_dict = {"other_task": {"test": docs}}
             try:

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "eval"))
-from harness import judge_server
+from fake_openai import FakeOpenAI
 
 from vthinker_plugins.trl.config import VThinkerGRPOConfig
 from vthinker_plugins.trl.rewards import RewardSuite
@@ -17,7 +14,7 @@ from vthinker_plugins.trl.rewards import RewardSuite
 
 def test_reward_judge_uses_the_env_prompt_file_and_cache(tmp_path, monkeypatch) -> None:
     prompt = tmp_path / "answer_prompt.txt"
-    prompt.write_text("CUSTOM ANSWER PROMPT. Question: {question} Prediction: {prediction} Gold: {gold}")
+    prompt.write_text("CUSTOM ANSWER PROMPT.\nQuestion: {question}\n\nPrediction:\n{prediction}\n\nGold:\n{gold}")
     cache = tmp_path / "judge_cache.jsonl"
     monkeypatch.setenv("VTHINKER_JUDGE_PROMPT_ANSWER", str(prompt))
     monkeypatch.setenv("VTHINKER_JUDGE_CACHE", str(cache))
@@ -32,7 +29,8 @@ def test_reward_judge_uses_the_env_prompt_file_and_cache(tmp_path, monkeypatch) 
         reward = suite.functions()[0]
         return asyncio.run(reward([None], [completion], None, answer=["3"], question=["How many sides?"]))
 
-    with judge_server("1") as (url, calls):
+    with FakeOpenAI() as server:  # its judge reads Prediction/Gold from the custom prompt: "three" is 3
+        url, calls = server.url, server.requests
         assert accuracy(url) == [1.0]
         assert len(calls) == 1
         sent = json.dumps(calls[0]["messages"])
