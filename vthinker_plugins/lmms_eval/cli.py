@@ -20,6 +20,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from vthinker_plugins.lmms_eval.compat import count_failures, install_task_path
+
 #: Where the task YAMLs live in a checkout (editable install) of this project.
 _REPO_TASKS = Path(__file__).resolve().parents[2] / "eval_tasks" / "lmms_eval"
 #: Where a wheel install puts them (setup.cfg ``data_files``), relative to an installation prefix.
@@ -53,77 +55,12 @@ def task_dir() -> Path:
     )
 
 
-def install_task_path(path: Path | None = None) -> Path:
-    """Make every lmms-eval ``TaskManager`` of this process also index our task folder."""
-    from lmms_eval.tasks import TaskManager
-
-    folder = str(path or task_dir())
-    original = TaskManager.initialize_tasks
-    if getattr(original, "_vthinker_folder", None) == folder:
-        return Path(folder)
-
-    def initialize_tasks(self, include_path=None, include_defaults=True):
-        paths = [] if include_path is None else [include_path] if isinstance(include_path, str) else list(include_path)
-        if folder not in paths:
-            paths.append(folder)
-        return original(self, include_path=paths, include_defaults=include_defaults)
-
-    initialize_tasks._vthinker_folder = folder  # type: ignore[attr-defined]
-    TaskManager.initialize_tasks = initialize_tasks  # type: ignore[method-assign]
-    return Path(folder)
-
-
-def _data_error(exc: BaseException) -> BaseException | None:
-    """The :class:`~vthinker_plugins.data.sources.DataError` behind ``exc`` (its causes, or the last attempt
-    of a tenacity ``RetryError``), if any."""
-    from vthinker_plugins.data.sources import DataError
-
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, DataError):
-            return exc
-        last = getattr(exc, "last_attempt", None)
-        inner = last.exception() if last is not None and hasattr(last, "exception") else None
-        exc = inner or exc.__cause__ or exc.__context__
-    return None
-
-
-def _count_failures() -> list[BaseException]:
-    """lmms-eval logs a failed evaluation and carries on with exit status 0; record failures instead."""
-    import lmms_eval.__main__ as lmms_main
-
-    failures: list[BaseException] = []
-    original = lmms_main.cli_evaluate_single
-    if getattr(original, "_vthinker_wrapped", False):
-        return original._vthinker_failures  # type: ignore[attr-defined]
-
-    def cli_evaluate_single(args):
-        try:
-            return original(args)
-        except SystemExit as exc:  # ``--tasks list`` and friends end with sys.exit(): a success
-            if exc.code not in (None, 0):
-                failures.append(exc)
-            raise
-        except BaseException as exc:
-            failures.append(exc)
-            data_error = _data_error(exc)
-            if data_error is not None:  # the user's data: one line instead of lmms-eval's traceback
-                raise SystemExit(f"lmms_eval: bad data: {data_error}") from None
-            raise
-
-    cli_evaluate_single._vthinker_wrapped = True  # type: ignore[attr-defined]
-    cli_evaluate_single._vthinker_failures = failures  # type: ignore[attr-defined]
-    lmms_main.cli_evaluate_single = cli_evaluate_single
-    return failures
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run lmms-eval's CLI with ``argv`` (default: this process's arguments)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    install_task_path()
-    failures = _count_failures()
+    install_task_path(task_dir())
+    failures = count_failures()
     from lmms_eval.cli.dispatch import main as lmms_eval_main
 
     sys.argv = ["lmms_eval", *argv]

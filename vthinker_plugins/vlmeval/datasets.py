@@ -486,14 +486,7 @@ EXPORTED_NAMES = {"VTBench": VTBenchDataset, "VThinkerMathVision": VThinkerMathV
 
 def register_datasets() -> list[str]:
     """Add the datasets to VLMEvalKit's registry (idempotent); returns their names."""
-    import vlmeval.dataset as vd
+    from vthinker_plugins.vlmeval.compat import add_datasets
 
-    for cls in DATASET_CLASSES:
-        if cls not in vd.DATASET_CLASSES:
-            vd.DATASET_CLASSES.append(cls)
-        for name in cls.supported_datasets():
-            if name not in vd.SUPPORTED_DATASETS:
-                vd.SUPPORTED_DATASETS.append(name)
-    for name, cls in EXPORTED_NAMES.items():
-        setattr(vd, name, cls)
+    add_datasets(DATASET_CLASSES, exported=EXPORTED_NAMES)
     return [name for cls in DATASET_CLASSES for name in cls.supported_datasets()]

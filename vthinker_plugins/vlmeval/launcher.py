@@ -30,36 +30,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
-
-class _Captured(Exception):
-    pass
-
-
-def _vlmeval_parser() -> argparse.ArgumentParser:
-    """VLMEvalKit's own argument parser, captured from ``vlmeval.run.parse_args`` so that the
-    launcher accepts exactly its arguments (and shows them in ``--help``)."""
-    import vlmeval.run
-
-    original = argparse.ArgumentParser.parse_args
-
-    def capture(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> Any:
-        raise _Captured(self)
-
-    argparse.ArgumentParser.parse_args = capture  # type: ignore[method-assign]
-    try:
-        vlmeval.run.parse_args()
-    except _Captured as captured:
-        return captured.args[0]
-    finally:
-        argparse.ArgumentParser.parse_args = original  # type: ignore[method-assign]
-    raise RuntimeError("could not read VLMEvalKit's arguments from vlmeval.run.parse_args")
+from vthinker_plugins.vlmeval.compat import limit_per_task, vlmeval_parser
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """VLMEvalKit's arguments plus ``--lmudata`` and ``--vthinker-model``."""
-    source = _vlmeval_parser()
+    source = vlmeval_parser()
     parser.description = (parser.description or "") + " (VLMEvalKit's arguments, plus --lmudata and --vthinker-model)"
     for action in source._actions:  # the documented argparse way (parents=) needs the parser at creation
         if action.dest == "help":
@@ -134,34 +111,6 @@ def _warn_if_judge_unreachable(args: argparse.Namespace) -> None:
         print(f"vthinker vlmeval: WARNING: {note}", file=sys.stderr, flush=True)
 
 
-def _limit_per_task() -> None:
-    """Make ``--limit`` take the first N items of each task of a V-Thinker dataset. VLMEvalKit 0.0.20 cuts
-    ``dataset.data.iloc[:limit]`` inside ``vlmeval.inference.infer_data_job``, which ``vlmeval.run``
-    calls with keyword arguments; the wrapper cuts per task first and passes no limit on."""
-    import inspect
-
-    import vlmeval.run
-
-    from vthinker_plugins.vlmeval.datasets import _VThinkerDataset
-
-    original = vlmeval.run.infer_data_job
-    if getattr(original, "_vthinker_per_task", False):
-        return
-    if "limit" not in inspect.signature(original).parameters:
-        raise RuntimeError("vthinker vlmeval: vlmeval.run.infer_data_job has no 'limit' parameter; this launcher "
-                           "is written for ms-vlmeval 0.0.20")
-
-    def infer_data_job(*args: Any, **kwargs: Any) -> Any:
-        dataset, limit = kwargs.get("dataset"), kwargs.get("limit")
-        if limit and isinstance(dataset, _VThinkerDataset):
-            dataset.data = dataset.first_per_task(int(limit))
-            kwargs["limit"] = None
-        return original(*args, **kwargs)
-
-    infer_data_job._vthinker_per_task = True  # type: ignore[attr-defined]
-    vlmeval.run.infer_data_job = infer_data_job
-
-
 def main(args: argparse.Namespace) -> int:
     """Register the plugin and run VLMEvalKit's runner with ``args``."""
     if args.lmudata:
@@ -179,7 +128,7 @@ def main(args: argparse.Namespace) -> int:
     _register_extra_models(args.vthinker_model)
     _prepare_datasets(list(args.data or []))
     _warn_if_judge_unreachable(args)
-    _limit_per_task()
+    limit_per_task()
     if args.nproc is not None:  # what vlmeval.run.parse_args does after parsing
         args.api_nproc = args.nproc
     models = list(args.model or [])

@@ -30,6 +30,7 @@ from vthinker_plugins.factory import RunSettings
 from vthinker_plugins.runs.files import safe_name
 from vthinker_plugins.runs.trajectory import generation_identity, save_trajectory
 from vthinker_plugins.sample import Sample
+from vthinker_plugins.vlmeval.compat import add_models
 from vthinker_plugins.vlmeval.datasets import message_fingerprint, sample_info_for
 
 logger = get_logger(__name__)
@@ -135,17 +136,12 @@ class VThinkerChat(BaseModel):
 
 def register_models() -> list[str]:
     """Add ``V-Thinker-7B`` to ``supported_VLM`` and ``VThinkerChat`` to ``vlmeval.vlm`` (idempotent)."""
-    import vlmeval.config
-    import vlmeval.vlm
-
-    vlmeval.vlm.VThinkerChat = VThinkerChat
     path = os.environ.get("VTHINKER_MODEL_PATH", V_THINKER_7B)
-    vlmeval.config.supported_VLM["V-Thinker-7B"] = partial(VThinkerChat, model_path=path, name="V-Thinker-7B")
+    add_models({"V-Thinker-7B": partial(VThinkerChat, model_path=path, name="V-Thinker-7B")},
+               exported={"VThinkerChat": VThinkerChat})
     return ["V-Thinker-7B"]
 
 
 def register_model(name: str, spec: str, **options: Any) -> None:
     """Register ``name`` in ``supported_VLM`` as V-Thinker on backend ``spec`` (e.g. a local checkpoint)."""
-    import vlmeval.config
-
-    vlmeval.config.supported_VLM[name] = partial(VThinkerChat, model_path=spec, name=name, **options)
+    add_models({name: partial(VThinkerChat, model_path=spec, name=name, **options)})
