@@ -128,21 +128,24 @@ def write_mathvision_tsv(
 
     name = "VThinker_MathVision_MINI" if mini else "VThinker_MathVision"
     data = source or os.environ.get(MATHVISION_ENV) or None
-    rows = []
-    for i, sample in enumerate(_progress(iter_benchmark(MATHVISION_SPLITS[name], data), f"{name} -> TSV")):
-        rows.append({
-            "index": i,
-            "id": sample.id,
-            "sample_id": sample.id,
-            "image": _b64_compact(sample.images[0]),
-            "question": sample.question,
-            "answer": sample.answer,
-            "options": json.dumps(sample.options, ensure_ascii=False),
-            "level": sample.meta.get("level"),
-            "category": sample.meta.get("subject"),
-            "max_rounds": 5,
-        })
+    rows = [_question_row(i, sample, level=sample.meta.get("level"), category=sample.meta.get("subject"))
+            for i, sample in enumerate(_progress(iter_benchmark(MATHVISION_SPLITS[name], data), f"{name} -> TSV"))]
     return _write(rows, path or Path(LMUDataRoot()) / f"{name}.tsv")
+
+
+def _question_row(index: int, sample: Any, **extra: Any) -> dict[str, Any]:
+    """The TSV row of a single-image question with options (MathVision, We-Math, VisuLogic), 5 rounds."""
+    return {
+        "index": index,
+        "id": sample.id,
+        "sample_id": sample.id,
+        "image": _b64_compact(sample.images[0]),
+        "question": sample.question,
+        "answer": sample.answer,
+        "options": json.dumps(sample.options, ensure_ascii=False),
+        **extra,
+        "max_rounds": 5,
+    }
 
 
 def write_choice_tsv(dataset: str, source: str | None = None, path: str | Path | None = None) -> Path:
@@ -157,20 +160,9 @@ def write_choice_tsv(dataset: str, source: str | None = None, path: str | Path |
     rows = []
     for i, sample in enumerate(_progress(iter_benchmark(benchmark, data), f"{dataset} -> TSV")):
         meta = sample.meta
-        rows.append({
-            "index": i,
-            "id": sample.id,
-            "sample_id": sample.id,
-            "image": _b64_compact(sample.images[0]),
-            "question": sample.question,
-            "answer": sample.answer,
-            "options": json.dumps(sample.options, ensure_ascii=False),
-            "category": meta.get("category", meta.get("knowledge_concept")),
-            "group": meta.get("group"),
-            "step": meta.get("step"),
-            "knowledge_concept": meta.get("knowledge_concept"),
-            "max_rounds": 5,
-        })
+        rows.append(_question_row(i, sample, category=meta.get("category", meta.get("knowledge_concept")),
+                                  group=meta.get("group"), step=meta.get("step"),
+                                  knowledge_concept=meta.get("knowledge_concept")))
     return _write(rows, path or Path(LMUDataRoot()) / f"{dataset}.tsv")
 
 
