@@ -43,8 +43,9 @@ from PIL import Image
 
 from vthinker_plugins.chat import build_prompt
 from vthinker_plugins.loop import Backend, GenerationOutput, GenerationRequest
+from vthinker_plugins.model_family import never_sampled_ids
 
-from .hf_generate import TransformersGenerator, never_sampled_ids
+from .hf_generate import TransformersGenerator
 from .scripted import Script, ScriptedLogitsProcessor
 from .tokens import TOKENIZER_LOCK, GenerationJob, SegmentEncoder, TokenStates, check_image_count, finish_turn_segment
 

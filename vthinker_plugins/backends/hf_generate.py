@@ -14,16 +14,9 @@ from typing import Any
 import torch
 
 from vthinker_plugins.loop import GenerationRequest
+from vthinker_plugins.model_family import never_sampled_ids
 
 from .tokens import TOKENIZER_LOCK, GeneratedTokens, GenerationJob
-
-
-def never_sampled_ids(tokenizer: Any) -> list[int]:
-    """Vision and turn-opening token ids of this tokenizer (those it has)."""
-    from vthinker_plugins.tiny_model import suppressed_token_ids
-
-    unk = getattr(tokenizer, "unk_token_id", None)
-    return sorted({i for i in suppressed_token_ids(tokenizer) if isinstance(i, int) and i >= 0 and i != unk})
 
 
 def _as_list(value: Any) -> list[int]:

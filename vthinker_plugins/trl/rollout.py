@@ -29,7 +29,7 @@ from typing import Any
 
 from PIL import Image
 
-from vthinker_plugins.backends.hf_generate import StopOnStrings, TransformersGenerator, never_sampled_ids
+from vthinker_plugins.backends.hf_generate import StopOnStrings, TransformersGenerator
 from vthinker_plugins.backends.tokens import (
     TOKENIZER_LOCK,
     GeneratedTokens,
@@ -48,6 +48,7 @@ from vthinker_plugins.backends.vllm import (
     image_token_runs,
 )
 from vthinker_plugins.loop import Backend, GenerationOutput, GenerationRequest, InteractionLoop, Trajectory
+from vthinker_plugins.model_family import never_sampled_ids
 from vthinker_plugins.protocol import CODE_CLOSE
 from vthinker_plugins.sample import Sample
 

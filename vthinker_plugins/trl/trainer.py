@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from vthinker_plugins.loop import LoopConfig, Trajectory
+from vthinker_plugins.model_family import IM_END
 from vthinker_plugins.protocol import IMAGE_PLACEHOLDER
 from vthinker_plugins.sample import Sample
 from vthinker_plugins.trl.compat import (
@@ -86,7 +87,7 @@ def scripted_generation(processor: Any, script: Any) -> Callable[..., list[Any]]
 
     plan = Script.load(script)
     tokenizer = processor.tokenizer
-    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    eos = tokenizer.convert_tokens_to_ids(IM_END)
 
     def factory(requests: Sequence[Any], prompt_length: int) -> list[Any]:
         targets = []
