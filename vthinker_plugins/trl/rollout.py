@@ -29,15 +29,12 @@ from typing import Any
 
 from PIL import Image
 
-from vthinker_plugins.backends.hf_generate import StopOnStrings, TransformersGenerator
 from vthinker_plugins.backends.tokens import (
     TOKENIZER_LOCK,
     GeneratedTokens,
     GenerationJob,
     Generator,
-    Segment,
     SegmentEncoder,
-    TokenState,
     TokenStates,
 )
 from vthinker_plugins.backends.vllm import (
@@ -270,24 +267,10 @@ def assemble(trajectory: Trajectory, encoder: SegmentEncoder) -> RolloutTensors:
 #: Public names, including those that moved to the core (the trainer and tests import them from here).
 __all__ = [
     "RL_STOP_STRINGS",
-    "TOKENIZER_LOCK",
-    "GeneratedTokens",
-    "GenerationJob",
-    "Generator",
     "PolicyBackend",
-    "PromptMismatchError",
     "PromptedLoop",
     "RolloutTensors",
-    "Segment",
-    "SegmentEncoder",
-    "StopOnStrings",
-    "TokenState",
-    "TransformersGenerator",
     "VLLMColocateGenerator",
     "VLLMServerGenerator",
     "assemble",
-    "check_vllm_prompt",
-    "engine_images",
-    "image_token_runs",
-    "never_sampled_ids",
 ]
