@@ -75,9 +75,7 @@ class HFBackend(Backend):
         max_batch_size: requests per ``generate`` call (left padding).
         suppress_tokens: suppress vision/``<|im_start|>`` ids (True), none (False) or an explicit id list.
         attn_implementation: passed to ``from_pretrained`` (e.g. ``sdpa``, ``flash_attention_2``).
-        max_new_tokens: cap on the tokens of one generation step, whatever the loop asks for;
-            default: the checkpoint's ``generation_config.max_new_tokens`` when it sets one (the
-            tiny test model does; released Qwen2.5-VL checkpoints do not), else no cap.
+        max_new_tokens: cap on the tokens of one generation step, whatever the loop asks for (default: none).
     """
 
     name = "hf"
@@ -152,8 +150,7 @@ class HFBackend(Backend):
         if self.pad_id not in eos:
             eos.append(int(self.pad_id))
         self.eos_ids = eos
-        cap = max_new_tokens if max_new_tokens is not None else self.model.generation_config.max_new_tokens
-        self.max_new_tokens_cap = int(cap) if cap else None
+        self.max_new_tokens_cap = int(max_new_tokens) if max_new_tokens else None
 
         # Token-level state per trajectory (the loop's observation thread and the generation thread
         # share the tokenizer through the core's TOKENIZER_LOCK). Evaluation prompts are seen once:

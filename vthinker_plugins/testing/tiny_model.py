@@ -168,9 +168,6 @@ def build_tiny_model(output_dir: str | Path, *, seed: int = 0, vocab_size: int =
     model.generation_config.eos_token_id = ids[IM_END]
     model.generation_config.pad_token_id = ids[ENDOFTEXT]
     model.generation_config.do_sample = False
-    # A random model rarely ends its turn; the HF backend caps each step at this budget so an
-    # un-scripted run (e.g. `vthinker run --model <tiny>`) finishes in seconds instead of 16K tokens.
-    model.generation_config.max_new_tokens = 256
     model.save_pretrained(out)
     processor.save_pretrained(out)
     tokenizer.save_pretrained(out)
