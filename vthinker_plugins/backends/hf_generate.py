@@ -74,7 +74,7 @@ class TransformersGenerator:
         stop_strings: stop at these; ``None``: at the stop strings of the batch's first request
             (callers batch requests that share their stop strings and sampling settings).
         logits_processors: ``f(requests, prompt_length) -> [LogitsProcessor]`` per batch, where
-            ``prompt_length`` is the left-padded input width (tests script the real model with it).
+            ``prompt_length`` is the left-padded input width (the ``scripted:`` backend forces tokens with it).
         suppress_ids: token ids never to sample; default: the vision and turn-opening ids.
     """
 
