@@ -83,7 +83,7 @@ def main() -> None:
 
     from sandbox import Sandbox, SandboxConfig
     from vthinker_plugins.backends.scripted import Script, ScriptedLogitsProcessor
-    from vthinker_plugins.tiny_model import build_tiny_model
+    from vthinker_plugins.testing.tiny_model import build_tiny_model
     from vthinker_plugins.trl import VThinkerGRPOConfig, VThinkerGRPOTrainer, load_rl_dataset
 
     work = Path(tempfile.mkdtemp(prefix="grpo-bench-"))

@@ -33,17 +33,17 @@ def main() -> None:
 
     import torch
 
-    from vthinker_plugins.backends.hf import HFBackend
+    from vthinker_plugins.backends import make_backend
     from vthinker_plugins.backends.scripted import Script
     from vthinker_plugins.loop import GenerationRequest
     from vthinker_plugins.protocol import DEFAULT_PROMPTS, observation_text
 
     model = args.model
     if model is None:
-        from vthinker_plugins.tiny_model import build_tiny_model
+        from vthinker_plugins.testing.tiny_model import build_tiny_model
 
         model = str(build_tiny_model(tempfile.mkdtemp(prefix="tiny-qwen-")))
-    backend = HFBackend(model, device=args.device)
+    backend = make_backend(f"scripted:{model}", script={}, device=args.device)
     filler = " ".join(["the auxiliary line meets the circle"] * 200)
     n_ids = len(backend.tokenizer.encode(filler, add_special_tokens=False))
     filler_ids = backend.tokenizer.encode(filler, add_special_tokens=False)[: args.tokens]

@@ -81,7 +81,7 @@ def build_models(work: Path, sizes: list[str], device: str) -> dict[str, tuple[P
     import torch
     from transformers import AutoConfig, AutoProcessor, GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
-    from vthinker_plugins.tiny_model import build_tiny_model
+    from vthinker_plugins.testing.tiny_model import build_tiny_model
 
     tiny = build_tiny_model(work / "tiny")
     paths = {"tiny": tiny}
@@ -130,7 +130,7 @@ def hf_loop(model_dir: Path, device: str, n_samples: int, image_size: int, sandb
 
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    backend = make_backend(str(model_dir), device=device, dtype="bfloat16", script={"*": ROUNDS},
+    backend = make_backend(f"scripted:{model_dir}", device=device, dtype="bfloat16", script={"*": ROUNDS},
                            max_batch_size=min(n_samples, 16))
     samples = [Sample(id=f"s{i}", question="How many sides does the shape have?", images=[im], answer="4")
                for i, im in enumerate(_images(n_samples, image_size))]
@@ -163,8 +163,8 @@ def grpo_steps(model_dir: Path, device: str, steps: int, rollouts: int, generati
     import torch
     from transformers import AutoProcessor, TrainerCallback
 
+    from vthinker_plugins.backends.scripted import scripted_logits_processors
     from vthinker_plugins.trl import VThinkerGRPOConfig, VThinkerGRPOTrainer, load_rl_dataset
-    from vthinker_plugins.trl.trainer import scripted_generation
 
     bench = _bench_module()
     n_prompts = max(1, rollouts // generations)
@@ -198,7 +198,7 @@ def grpo_steps(model_dir: Path, device: str, steps: int, rollouts: int, generati
     trainer = VThinkerGRPOTrainer(
         str(model_dir), args=args, train_dataset=load_rl_dataset(data), processing_class=processor,
         # Even rollouts answer right, odd ones wrong: the rewards differ, so the gradient is not zero.
-        sandbox=timed, rollout_logits_processors=scripted_generation(
+        sandbox=timed, rollout_logits_processors=scripted_logits_processors(
             processor, {f"rollout{i}": ROUNDS if i % 2 == 0 else WRONG for i in range(rollouts)}),
         callbacks=[StepTimer()],
     )

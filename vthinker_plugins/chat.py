@@ -14,15 +14,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from vthinker_plugins.model_family import IMAGE_MARKUP
 from vthinker_plugins.protocol import IMAGE_PLACEHOLDER, OBS_CLOSE, OBS_OPEN
-
-#: Qwen2-VL / Qwen2.5-VL markup for one image; the processor expands the pad token.
-QWEN_IMAGE_MARKUP = "<|vision_start|><|image_pad|><|vision_end|>"
-#: Qwen's ChatML pieces as the SFT template renders them (the LlamaFactory template and the
-#: converter's length check both use these, so they cannot drift apart).
-CHATML_SYSTEM = "<|im_start|>system\n{content}<|im_end|>\n"
-CHATML_USER = "<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n"
-END_OF_TURN = "<|im_end|>\n"
 
 
 def _template_owner(processor: Any) -> Any:
@@ -40,7 +33,7 @@ def _markup_for(owner_id: int, owner: Any) -> str:
     head = text[: text.index(probe)]
     # The markup is what the template put between the user header and the probe text.
     marker = "user\n"
-    return head[head.rindex(marker) + len(marker):] if marker in head else QWEN_IMAGE_MARKUP
+    return head[head.rindex(marker) + len(marker):] if marker in head else IMAGE_MARKUP
 
 
 def image_markup(processor: Any) -> str:
@@ -49,8 +42,8 @@ def image_markup(processor: Any) -> str:
     try:
         markup = _markup_for(id(owner), owner)
     except Exception:  # noqa: BLE001 - templates without image support fall back to Qwen's
-        return QWEN_IMAGE_MARKUP
-    return markup or QWEN_IMAGE_MARKUP
+        return IMAGE_MARKUP
+    return markup or IMAGE_MARKUP
 
 
 def _user_content(user: str) -> list[dict[str, str]]:

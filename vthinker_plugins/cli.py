@@ -10,7 +10,8 @@ import sys
 # name -> (module exposing add_arguments(parser) and main(args) -> int | None, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("vthinker_plugins.run_job", "run a model through the code loop on a benchmark, score it, write a report"),
-    "make-tiny-model": ("vthinker_plugins.tiny_model", "write a tiny random Qwen2.5-VL checkpoint (offline tests)"),
+    "make-tiny-model": ("vthinker_plugins.testing.tiny_model",
+                        "write a tiny random Qwen2.5-VL checkpoint (offline tests)"),
     "make-vtbench-sample": ("vthinker_plugins.data.vtbench_sample", "generate a small VTBench-format sample"),
     "make-wemath-sample": ("vthinker_plugins.data.wemath_sample", "generate a small We-Math-format sample"),
     "make-visulogic-sample": ("vthinker_plugins.data.visulogic_sample", "generate a small VisuLogic-format sample"),

@@ -21,25 +21,31 @@ def vtbench_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def hf_backend(tiny_model_dir: Path):
-    """The transformers backend on the tiny Qwen2.5-VL (tests set ``.script`` as they need)."""
+    """The transformers backend on the tiny Qwen2.5-VL, generating freely."""
     from vthinker_plugins.backends import make_backend
 
-    backend = make_backend(str(tiny_model_dir), device="cpu", max_batch_size=4)
-    yield backend
-    backend.script = None
+    return make_backend(str(tiny_model_dir), device="cpu", max_batch_size=4)
+
+
+@pytest.fixture(scope="session")
+def scripted_backend(tiny_model_dir: Path):
+    """The ``scripted:`` backend on the tiny Qwen2.5-VL (tests set ``.script`` as they need)."""
+    from vthinker_plugins.backends import make_backend
+
+    return make_backend(f"scripted:{tiny_model_dir}", script={}, device="cpu", max_batch_size=4)
 
 
 @pytest.fixture
-def scripted(hf_backend):
-    """Set a script on the shared backend for one test, then clear it."""
+def scripted(scripted_backend):
+    """Set a script on the shared scripted backend for one test, then clear it."""
     from vthinker_plugins.backends.scripted import Script
 
     def use(rounds_by_id):
-        hf_backend.script = Script.load(rounds_by_id)
-        return hf_backend
+        scripted_backend.script = Script.load(rounds_by_id)
+        return scripted_backend
 
     yield use
-    hf_backend.script = None
+    scripted_backend.script = None
 
 
 @pytest.fixture(scope="session")

@@ -252,3 +252,19 @@ def test_prefix_without_state_is_encoded_as_text_once(scripted, monkeypatch) -> 
     backend.generate([_request(sample, prefix + out.text + text_obs, images)])
     assert seen[1][0] == prompt_ids + prefix_ids + out.token_ids + obs_ids
     backend.release(f"{sample.id}#0")
+
+
+def test_scripted_spec_is_the_hf_backend_with_forced_tokens(scripted_backend, tiny_model_dir) -> None:
+    """``scripted:PATH`` loads the real checkpoint; without ``script=`` it is a clear error, and a missing
+    checkpoint behind the prefix fails the quick model check like a plain path."""
+    from vthinker_plugins.backends import ModelUnavailable, check_model, make_backend
+    from vthinker_plugins.backends.hf import HFBackend
+
+    assert isinstance(scripted_backend, HFBackend) and scripted_backend.model_path == str(tiny_model_dir)
+    with pytest.raises(ValueError, match=r"scripted:.* needs script=PATH"):
+        make_backend(f"scripted:{tiny_model_dir}", device="cpu")
+    check_model(f"scripted:{tiny_model_dir}")
+    with pytest.raises(ModelUnavailable, match="no such checkpoint folder"):
+        check_model(f"scripted:{tiny_model_dir}/missing")
+    with pytest.raises(TypeError, match="script"):
+        make_backend(str(tiny_model_dir), device="cpu", script={"*": ["x"]})  # production backends take no script

@@ -62,8 +62,9 @@ def test_visulogic_scripted_run_reports_per_category(tmp_path, vthinker_cmd, cli
     script = tmp_path / "script.jsonl"
     script.write_text(json.dumps({"id": "*", "rounds": DRAW_THEN_ANSWER}) + "\n")
     out = tmp_path / "run"
-    cmd = [*vthinker_cmd, "run", "--benchmark", "visulogic", "--data", str(data), "--model", str(tiny_model_dir),
-           "--model-option", f"script={script}", "--output", str(out), "--eval"]
+    cmd = [*vthinker_cmd, "run", "--benchmark", "visulogic", "--data", str(data),
+           "--model", f"scripted:{tiny_model_dir}", "--model-option", f"script={script}",
+           "--output", str(out), "--eval"]
     done = subprocess.run(cmd, env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = _rows(out / "results.jsonl")

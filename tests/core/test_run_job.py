@@ -126,7 +126,7 @@ def test_scripted_tiny_model_run_in_a_subprocess(tmp_path, vthinker_cmd, cli_env
     script.write_text(json.dumps({"id": "*", "rounds": [code, "It is clear now.</think><answer>{answer}</answer>"]}))
     out = tmp_path / "scripted"
     _run([*vthinker_cmd, "run", "--benchmark", "mathvision-testmini", "--data", str(mathvision_dir),
-          "--model", str(tiny_model_dir), "--limit", "3", "--output", str(out), "--eval",
+          "--model", f"scripted:{tiny_model_dir}", "--limit", "3", "--output", str(out), "--eval",
           "--model-option", f"script={script}", "--max-new-tokens", "200"], cli_env, tmp_path)
     rows = _rows(out / "results.jsonl")
     assert len(rows) == 3

@@ -92,7 +92,7 @@ def lmms_vtbench_run(
     cwd = tmp_path_factory.mktemp("lmms_vtbench")
     cmd = [
         str(main_bin / "lmms_eval"), "--model", "vthinker",
-        "--model_args", f"pretrained={tiny_model_dir},script={draw_script},device=cpu",
+        "--model_args", f"pretrained=scripted:{tiny_model_dir},script={draw_script},device=cpu",
         "--tasks", "vtbench", "--limit", "2", "--output_path", str(cwd / "out"), "--log_samples",
     ]
     return run_command(cmd, harness_env, cwd)
@@ -109,7 +109,7 @@ def lmms_mathvision_run(
     cwd = tmp_path_factory.mktemp("lmms_mathvision")
     cmd = [
         str(main_bin / "lmms-eval"), "--include_path", str(task_dir()), "--model", "vthinker",
-        "--model_args", f"pretrained={tiny_model_dir},script={draw_script},device=cpu",
+        "--model_args", f"pretrained=scripted:{tiny_model_dir},script={draw_script},device=cpu",
         "--tasks", "vthinker_mathvision_testmini", "--limit", "4", "--output_path", str(cwd / "out"),
         "--log_samples",
     ]
@@ -137,7 +137,7 @@ def vlmeval_run(
         cmd = [
             str(main_bin / "vthinker"), "vlmeval", "--data", "VTBench", "VThinker_MathVision_MINI",
             "--model", "V-Thinker-tiny",
-            "--vthinker-model", f"V-Thinker-tiny={tiny_model_dir},device=cpu,script={half_right_script}",
+            "--vthinker-model", f"V-Thinker-tiny=scripted:{tiny_model_dir},device=cpu,script={half_right_script}",
             "--work-dir", str(cwd / "outputs"), "--limit", "2",  # per task: 2 of each VTBench task, 2 MathVision
             "--judge", "judge-vl", "--judge-base-url", judge.url, "--judge-key", "x",
         ]
@@ -155,7 +155,8 @@ def lmms_choice_run(
     cwd = tmp_path_factory.mktemp("lmms_choice")
     cmd = [
         str(main_bin / "lmms_eval"), "--model", "vthinker",
-        "--model_args", f"pretrained={tiny_model_dir},script={draw_script},device=cpu,image_dir={cwd / 'images'}",
+        "--model_args",
+        f"pretrained=scripted:{tiny_model_dir},script={draw_script},device=cpu,image_dir={cwd / 'images'}",
         "--tasks", "vthinker_wemath,vthinker_visulogic", "--limit", "2", "--output_path", str(cwd / "out"),
         "--log_samples",
     ]
@@ -173,7 +174,7 @@ def vlmeval_choice_run(
     cmd = [
         str(main_bin / "vthinker"), "vlmeval", "--data", "VThinker_WeMath", "VThinker_VisuLogic",
         "--lmudata", str(cwd / "LMUData"), "--model", "V-Thinker-tiny",
-        "--vthinker-model", f"V-Thinker-tiny={tiny_model_dir},device=cpu,script={draw_script}",
+        "--vthinker-model", f"V-Thinker-tiny=scripted:{tiny_model_dir},device=cpu,script={draw_script}",
         "--work-dir", str(cwd / "outputs"), "--limit", "2",
     ]
     return run_command(cmd, harness_env, cwd)

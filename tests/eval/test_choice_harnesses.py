@@ -63,7 +63,7 @@ def test_lmms_eval_resumes_an_interrupted_run(lmms_choice_run: Run, main_bin: Pa
     assert len(before) == 2
     cmd = [
         str(main_bin / "lmms_eval"), "--model", "vthinker",
-        "--model_args", f"pretrained={tiny_model_dir},script={draw_script},device=cpu,image_dir={images}",
+        "--model_args", f"pretrained=scripted:{tiny_model_dir},script={draw_script},device=cpu,image_dir={images}",
         "--tasks", "vthinker_visulogic", "--limit", "3", "--output_path", str(run.out / "resumed"), "--log_samples",
     ]
     again = run_command(cmd, harness_env, run.out)

@@ -139,7 +139,7 @@ def test_judge_verdicts_are_the_drawing_scores(
     (a stray line): the judge, comparing each drawing with the ground truth, makes the accuracy that share."""
     cmd = [
         str(main_bin / "lmms_eval"), "--model", "vthinker",
-        "--model_args", f"pretrained={tiny_model_dir},script={half_right_script},device=cpu",
+        "--model_args", f"pretrained=scripted:{tiny_model_dir},script={half_right_script},device=cpu",
         "--tasks", "vtbench_perception,vtbench_instruction", "--limit", "2", "--output_path", str(tmp_path / "out"),
     ]
     with FakeOpenAI() as judge:

@@ -36,7 +36,7 @@ def test_any_image_task_runs_the_loop_and_resumes(tmp_path: Path, tiny_model_dir
     docs = [{"q": f"Question {i}?", "image": Image.new("RGB", (200, 160), "white")} for i in range(2)]
 
     def model() -> VThinker:
-        lm = VThinker(pretrained=str(tiny_model_dir), script=str(draw_script), device="cpu",
+        lm = VThinker(pretrained=f"scripted:{tiny_model_dir}", script=str(draw_script), device="cpu",
                       image_dir=str(tmp_path / "images"))
         lm.task_dict = {"other_task": {"test": docs}}  # a task that is not ours: generic samples
         return lm
@@ -155,7 +155,7 @@ def test_max_batch_size_reaches_the_backend(tmp_path: Path, tiny_model_dir: Path
 
     records.clear()
     docs = [{"q": f"Question {i}?", "image": Image.new("RGB", (200, 160), "white")} for i in range(3)]
-    args = f"pretrained={tiny_model_dir},script={draw_script},device=cpu,image_dir={tmp_path / 'images'}"
+    args = f"pretrained=scripted:{tiny_model_dir},script={draw_script},device=cpu,image_dir={tmp_path / 'images'}"
     lm = VThinker.create_from_arg_string(f"{args},max_batch_size=1", {"batch_size": 1, "device": None})
     assert lm.backend.max_batch_size == 1 and lm.batch_size == 1
     lm.task_dict = {"other_task": {"test": docs}}

@@ -83,3 +83,16 @@ def test_readme_says_which_environment_runs_each_command() -> None:
     for command in ("llamafactory-cli train", "lmms_eval", "vthinker-vlmeval", "python -m sandbox doctor"):
         (row,) = [row for row in rows if command in row]
         assert row.rstrip(" |").endswith(("`.venvs/main`", "`.venvs/sft`")), row
+
+
+def test_production_code_imports_no_test_tooling() -> None:
+    """``vthinker_plugins.testing`` (the tiny model) is used by tests, benchmarks and the ``make-tiny-model``
+    command only: no other module of the package imports it."""
+    package = ROOT / "vthinker_plugins"
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in package.rglob("*.py")
+        if package / "testing" not in path.parents and path != package / "cli.py"
+        and re.search(r"vthinker_plugins\.testing|from \.+testing", path.read_text(encoding="utf-8"))
+    ]
+    assert not offenders, f"production modules import the test tooling: {offenders}"

@@ -6,10 +6,11 @@ from __future__ import annotations
 from PIL import Image
 from transformers import AutoProcessor, GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
+from vthinker_plugins.backends.hf_generate import TransformersGenerator
 from vthinker_plugins.backends.scripted import ScriptedLogitsProcessor
 from vthinker_plugins.loop import GenerationRequest
 from vthinker_plugins.sample import Sample
-from vthinker_plugins.trl.rollout import PolicyBackend, TransformersGenerator
+from vthinker_plugins.trl.rollout import PolicyBackend
 
 TEXTS = ["ab<code>\nprint(1)\n</code>", "a much longer line of text here<code>\nprint(2)\n</code>"]
 

@@ -55,10 +55,11 @@ def test_bad_rows_name_the_row_and_field(tmp_path, mathvision_dir):
         load_rl_dataset(missing)
 
 
-def test_vthinker_grpo_command_runs_and_resumes(tiny_model_dir, mathvision_dir, tmp_path, set_checkpoint_weights):
-    """`vthinker grpo` on the smoke recipe: its scripted rollouts run code in the sandbox, their rewards
-    differ and the gradient is not zero. A second run with more steps resumes from the checkpoint
-    with the checkpoint's weights (one of them set to a known value), not the starting ones."""
+def test_scripted_grpo_command_runs_and_resumes(tiny_model_dir, mathvision_dir, tmp_path, set_checkpoint_weights):
+    """The smoke recipe through the scripted `vthinker grpo` runner (`vthinker_plugins.trl.scripted`): its
+    scripted rollouts run code in the sandbox, their rewards differ and the gradient is not zero. A second
+    run with more steps resumes from the checkpoint with the checkpoint's weights (one of them set to a
+    known value), not the starting ones."""
     from safetensors.torch import load_file
 
     out = tmp_path / "run"
@@ -66,7 +67,8 @@ def test_vthinker_grpo_command_runs_and_resumes(tiny_model_dir, mathvision_dir, 
 
     def run(steps: int) -> str:
         cmd = [
-            sys.executable, "-m", "vthinker_plugins.cli", "grpo",
+            sys.executable, "-m", "vthinker_plugins.trl.scripted",
+            "--script", str(ROOT / "recipes" / "grpo_cpu_smoke.script.jsonl"),
             "--config", str(ROOT / "recipes" / "grpo_cpu_smoke.yaml"),
             "--model_name_or_path", str(tiny_model_dir),
             "--dataset", str(mathvision_dir / "testmini.jsonl"),
@@ -109,10 +111,11 @@ def test_two_processes_with_scripted_tool_rollouts(tiny_model_dir, mathvision_di
     cmd = [
         str(Path(sys.executable).parent / "accelerate"), "launch", "--cpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "-m", "vthinker_plugins.trl.grpo", "--config", str(ROOT / "recipes" / "grpo_cpu_smoke.yaml"),
+        "-m", "vthinker_plugins.trl.scripted", "--script", str(script),
+        "--config", str(ROOT / "recipes" / "grpo_cpu_smoke.yaml"),
         "--model_name_or_path", str(tiny_model_dir), "--dataset", str(mathvision_dir / "testmini.jsonl"),
         "--output_dir", str(out), "--max_steps", "1", "--max_completion_length", "400",
-        "--sandbox_workers", "1", "--rollout_script", str(script),
+        "--sandbox_workers", "1",
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -8,9 +8,10 @@ from __future__ import annotations
 from grpo_helpers import DRAW, make_image, scripted
 from transformers import GenerationConfig
 
+from vthinker_plugins.backends.hf_generate import TransformersGenerator
 from vthinker_plugins.loop import InteractionLoop, LoopConfig
 from vthinker_plugins.sample import Sample
-from vthinker_plugins.trl.rollout import RL_STOP_STRINGS, PolicyBackend, TransformersGenerator, assemble
+from vthinker_plugins.trl.rollout import RL_STOP_STRINGS, PolicyBackend, assemble
 
 ROUNDS = ["<think>I draw a line.\n" + DRAW, "Once more on the new image.\n" + DRAW, "</think><answer>3</answer>"]
 
@@ -31,7 +32,7 @@ def _spy(model, monkeypatch) -> list[list[int]]:
 def test_eval_backend_and_rl_rollouts_generate_from_the_same_ids(tiny_model_dir, sandbox, monkeypatch) -> None:
     from vthinker_plugins.backends import make_backend
 
-    hf = make_backend(str(tiny_model_dir), device="cpu", script={"rollout0": ROUNDS})
+    hf = make_backend(f"scripted:{tiny_model_dir}", device="cpu", script={"rollout0": ROUNDS})
     sample = Sample(id="rollout0", question="How many sides?", images=[make_image(0)], answer="3")
     config = LoopConfig(max_rounds=4, max_new_tokens=200)
 
@@ -98,7 +99,7 @@ def test_vllm_eval_backend_sends_the_same_ids(tiny_model_dir, sandbox, monkeypat
     from vthinker_plugins.backends import make_backend
     from vthinker_plugins.backends.vllm import VLLMBackend
 
-    hf = make_backend(str(tiny_model_dir), device="cpu", script={"rollout0": ROUNDS})
+    hf = make_backend(f"scripted:{tiny_model_dir}", device="cpu", script={"rollout0": ROUNDS})
     sample = Sample(id="rollout0", question="How many sides?", images=[make_image(0)], answer="3")
     config = LoopConfig(max_rounds=4, max_new_tokens=200)
     hf_seen = _spy(hf.model, monkeypatch)

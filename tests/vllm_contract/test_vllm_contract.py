@@ -50,7 +50,7 @@ def hf_run(tiny_model_dir, sandbox):
     """The scripted trajectory through the HF backend on the real tiny model: the ids the model saw per round."""
     from vthinker_plugins.backends import make_backend
 
-    hf = make_backend(str(tiny_model_dir), device="cpu", script={"s0": ROUNDS})
+    hf = make_backend(f"scripted:{tiny_model_dir}", device="cpu", script={"s0": ROUNDS})
     seen: list[list[int]] = []
     generate = hf.model.generate
 

@@ -6,6 +6,8 @@ spec                   backend
 ``reference``          :class:`ReferenceBackend` — an oracle replaying reference code
 ``openai:MODEL``       :class:`OpenAIBackend` — any OpenAI-compatible chat endpoint
 ``vllm:PATH``          :class:`VLLMBackend` — vLLM offline engine (GPU; optional)
+``scripted:PATH``      the HF backend with its generation forced by ``script=FILE`` (testing; see
+                       :mod:`~vthinker_plugins.backends.scripted`)
 anything else          :class:`HFBackend` — a local checkpoint folder or hub id
 =====================  ==========================================================
 
@@ -40,7 +42,7 @@ def check_model(spec: str) -> None:
         if not spec.split(":", 1)[1].strip():
             raise ModelUnavailable("openai: needs the served model's name, e.g. openai:gpt-4o")
         return
-    name = spec.split(":", 1)[1] if spec.startswith("vllm:") else spec
+    name = spec.split(":", 1)[1] if spec.startswith(("vllm:", "scripted:")) else spec
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
@@ -87,6 +89,10 @@ def make_backend(spec: str, **options: Any) -> Backend:
         from .vllm import VLLMBackend
 
         return VLLMBackend(spec.split(":", 1)[1], **options)
+    if spec.startswith("scripted:"):
+        from .scripted import make_scripted_backend
+
+        return make_scripted_backend(spec.split(":", 1)[1], **options)
     from .hf import HFBackend
 
     return HFBackend(spec, **options)
@@ -103,7 +109,7 @@ def is_transport_option(key: str) -> bool:
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    """``["device=cuda", "max_pixels=4194304", "script=run.jsonl"]`` -> typed dict (ints, floats, bools)."""
+    """``["device=cuda", "max_pixels=4194304", "max_batch_size=8"]`` -> typed dict (ints, floats, bools)."""
     options: dict[str, Any] = {}
     for pair in pairs or []:
         if "=" not in pair:

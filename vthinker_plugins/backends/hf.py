@@ -43,9 +43,9 @@ from PIL import Image
 
 from vthinker_plugins.chat import build_prompt
 from vthinker_plugins.loop import Backend, GenerationOutput, GenerationRequest
+from vthinker_plugins.model_family import never_sampled_ids
 
-from .hf_generate import TransformersGenerator, never_sampled_ids
-from .scripted import Script, ScriptedLogitsProcessor
+from .hf_generate import TransformersGenerator
 from .tokens import TOKENIZER_LOCK, GenerationJob, SegmentEncoder, TokenStates, check_image_count, finish_turn_segment
 
 
@@ -74,12 +74,8 @@ class HFBackend(Backend):
             these bounds and the image processor is set to the same bounds.
         max_batch_size: requests per ``generate`` call (left padding).
         suppress_tokens: suppress vision/``<|im_start|>`` ids (True), none (False) or an explicit id list.
-        script: a :class:`~vthinker_plugins.backends.scripted.Script` or JSONL path; forces
-            the generated tokens (tests: the real model/processor/loop, scripted output).
         attn_implementation: passed to ``from_pretrained`` (e.g. ``sdpa``, ``flash_attention_2``).
-        max_new_tokens: cap on the tokens of one generation step, whatever the loop asks for;
-            default: the checkpoint's ``generation_config.max_new_tokens`` when it sets one (the
-            tiny test model does; released Qwen2.5-VL checkpoints do not), else no cap.
+        max_new_tokens: cap on the tokens of one generation step, whatever the loop asks for (default: none).
     """
 
     name = "hf"
@@ -94,7 +90,6 @@ class HFBackend(Backend):
         max_pixels: int | None = None,
         max_batch_size: int = 4,
         suppress_tokens: bool | Sequence[int] = True,
-        script: str | Path | Script | None = None,
         attn_implementation: str | None = None,
         trust_remote_code: bool = False,
         max_new_tokens: int | None = None,
@@ -155,9 +150,7 @@ class HFBackend(Backend):
         if self.pad_id not in eos:
             eos.append(int(self.pad_id))
         self.eos_ids = eos
-        self.script = Script.load(script) if script is not None else None
-        cap = max_new_tokens if max_new_tokens is not None else self.model.generation_config.max_new_tokens
-        self.max_new_tokens_cap = int(cap) if cap else None
+        self.max_new_tokens_cap = int(max_new_tokens) if max_new_tokens else None
 
         # Token-level state per trajectory (the loop's observation thread and the generation thread
         # share the tokenizer through the core's TOKENIZER_LOCK). Evaluation prompts are seen once:
@@ -172,7 +165,7 @@ class HFBackend(Backend):
             self.processor,
             generation_config,
             stop_strings=None,  # the requests' own (evaluation: </code> and </answer>)
-            logits_processors=self._logits_processors,
+            logits_processors=self.logits_processors,
             suppress_ids=self.suppress_ids,
         )
 
@@ -211,27 +204,10 @@ class HFBackend(Backend):
         check_image_count(request)
         return self.tokens.job(request, self._budget(request))
 
-    def _logits_processors(self, requests: Sequence[GenerationRequest], prompt_length: int) -> list[Any]:
-        """The scripted logits processor when a script is set (tests script the real model)."""
-        if self.script is None:
-            return []
-        targets = [self.script_token_ids(req) for req in requests]
-        return [ScriptedLogitsProcessor(targets, prompt_length, self.eos_ids[0])]
-
-    def script_token_ids(self, request: GenerationRequest) -> list[int] | None:
-        """The token ids the script forces for ``request`` (``None``: generate freely)."""
-        if self.script is None:
-            return None
-        sample = request.sample
-        text = self.script.text_for(
-            sample.id if sample else request.key.split("#")[0],
-            request.assistant_prefix,
-            sample.answer if sample else None,
-        )
-        if text is None:
-            return None
-        with TOKENIZER_LOCK:
-            return self.tokenizer.encode(text, add_special_tokens=False)
+    def logits_processors(self, requests: Sequence[GenerationRequest], prompt_length: int) -> list[Any]:
+        """Extra ``transformers`` logits processors of one batch (``prompt_length``: its left-padded width);
+        none here. A subclass constrains generation with them (:mod:`~vthinker_plugins.backends.scripted`)."""
+        return []
 
     def _generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationOutput]:
         jobs = [self._job(r) for r in requests]

@@ -14,16 +14,9 @@ from typing import Any
 import torch
 
 from vthinker_plugins.loop import GenerationRequest
+from vthinker_plugins.model_family import never_sampled_ids
 
 from .tokens import TOKENIZER_LOCK, GeneratedTokens, GenerationJob
-
-
-def never_sampled_ids(tokenizer: Any) -> list[int]:
-    """Vision and turn-opening token ids of this tokenizer (those it has)."""
-    from vthinker_plugins.tiny_model import suppressed_token_ids
-
-    unk = getattr(tokenizer, "unk_token_id", None)
-    return sorted({i for i in suppressed_token_ids(tokenizer) if isinstance(i, int) and i >= 0 and i != unk})
 
 
 def _as_list(value: Any) -> list[int]:
@@ -81,7 +74,7 @@ class TransformersGenerator:
         stop_strings: stop at these; ``None``: at the stop strings of the batch's first request
             (callers batch requests that share their stop strings and sampling settings).
         logits_processors: ``f(requests, prompt_length) -> [LogitsProcessor]`` per batch, where
-            ``prompt_length`` is the left-padded input width (tests script the real model with it).
+            ``prompt_length`` is the left-padded input width (the ``scripted:`` backend forces tokens with it).
         suppress_ids: token ids never to sample; default: the vision and turn-opening ids.
     """
 

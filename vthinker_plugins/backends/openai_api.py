@@ -31,6 +31,7 @@ from typing import Any
 from PIL import Image
 
 from vthinker_plugins.loop import Backend, GenerationOutput, GenerationRequest
+from vthinker_plugins.model_family import END_OF_TURN_TEXTS
 from vthinker_plugins.protocol import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
@@ -42,9 +43,6 @@ from vthinker_plugins.protocol import (
 )
 
 MODES = ("auto", "prefill", "turns")
-#: End-of-turn texts a vLLM server returns in prefill mode (``include_stop_str_in_output`` keeps the
-#: text of the stop token that ended the turn, and ``skip_special_tokens=False`` does not drop it).
-END_OF_TURN_TEXTS = ("<|im_end|>", "<|endoftext|>")
 
 
 def image_data_url(image: Image.Image) -> str:

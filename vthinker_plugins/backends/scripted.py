@@ -13,18 +13,29 @@ any sample). As a JSONL file, one object per line::
 
 ``{answer}`` is replaced by the sample's reference answer, so a scripted run can
 also exercise scoring. The round index is the number of sandbox observations in
-the assistant prefix, so the script needs no state and works in subprocesses
-(``vthinker run --model DIR --model-option script=PATH``, lmms-eval, VLMEvalKit).
+the assistant prefix, so the script needs no state and works in subprocesses.
+
+The ``scripted:MODEL`` backend spec (:class:`ScriptedHFBackend`, ``script=PATH`` option) is the
+one way in for evaluation (``vthinker run --model scripted:DIR --model-option script=PATH``,
+lmms-eval ``pretrained=scripted:DIR,script=PATH``, VLMEvalKit); GRPO uses
+:func:`scripted_logits_processors` through ``python -m vthinker_plugins.trl.scripted``. The
+production backends and configs have no script options.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from vthinker_plugins.model_family import IM_END
 from vthinker_plugins.protocol import OBS_CLOSE
+
+if TYPE_CHECKING:
+    from vthinker_plugins.backends.hf import HFBackend
+    from vthinker_plugins.loop import GenerationRequest
 
 
 class Script:
@@ -93,3 +104,72 @@ class ScriptedLogitsProcessor:
             scores[row, :] = float("-inf")
             scores[row, token] = 0.0
         return scores
+
+
+ScriptSource = str | Path | Script | Mapping[str, Sequence[str]]
+
+
+def script_token_ids(script: Script, tokenizer: Any, request: GenerationRequest,
+                     lock: threading.Lock | None = None) -> list[int] | None:
+    """The token ids ``script`` forces for ``request`` (``None``: generate freely). The sample id is the
+    request's sample's, else the trajectory key up to ``#``; ``{answer}`` is the sample's answer."""
+    sample = request.sample
+    text = script.text_for(
+        sample.id if sample else request.key.split("#")[0],
+        request.assistant_prefix,
+        sample.answer if sample else None,
+    )
+    if text is None:
+        return None
+    if lock is None:
+        return tokenizer.encode(text, add_special_tokens=False)
+    with lock:
+        return tokenizer.encode(text, add_special_tokens=False)
+
+
+def scripted_logits_processors(processor: Any, script: ScriptSource) -> Callable[..., list[Any]]:
+    """A ``logits_processors(requests, prompt_length)`` factory (the shape
+    :class:`~vthinker_plugins.backends.hf_generate.TransformersGenerator` and the GRPO trainer's
+    ``rollout_logits_processors`` take) that forces each request to follow ``script``. GRPO rollouts
+    are ``rollout0``, ``rollout1``... per process."""
+    plan = Script.load(script)
+    tokenizer = getattr(processor, "tokenizer", processor)
+    eos = tokenizer.convert_tokens_to_ids(IM_END)
+
+    def factory(requests: Sequence[GenerationRequest], prompt_length: int) -> list[Any]:
+        targets = [script_token_ids(plan, tokenizer, req) for req in requests]
+        return [ScriptedLogitsProcessor(targets, prompt_length, eos)]
+
+    return factory
+
+
+def make_scripted_backend(model: str, script: ScriptSource | None = None, **options: Any) -> HFBackend:
+    """The ``scripted:MODEL`` spec: a :class:`ScriptedHFBackend` on ``model`` following ``script``."""
+    if script is None:
+        raise ValueError(f"scripted:{model} needs script=PATH (a JSONL file of {{\"id\", \"rounds\"}} objects)")
+    from vthinker_plugins.backends.hf import HFBackend
+    from vthinker_plugins.backends.tokens import TOKENIZER_LOCK
+
+    class ScriptedHFBackend(HFBackend):
+        """:class:`~vthinker_plugins.backends.hf.HFBackend` whose generation follows a script: the real
+        model, processor and loop run, the sampled tokens are forced. ``script`` may be reset (tests share
+        one loaded backend); ``None`` lets the model generate freely."""
+
+        name = "scripted"
+
+        def __init__(self, model: str, script: ScriptSource | None, **options: Any) -> None:
+            super().__init__(model, **options)
+            self.script = Script.load(script) if script is not None else None
+
+        def script_token_ids(self, request: GenerationRequest) -> list[int] | None:
+            if self.script is None:
+                return None
+            return script_token_ids(self.script, self.tokenizer, request, TOKENIZER_LOCK)
+
+        def logits_processors(self, requests: Sequence[GenerationRequest], prompt_length: int) -> list[Any]:
+            if self.script is None:
+                return []
+            targets = [self.script_token_ids(req) for req in requests]
+            return [ScriptedLogitsProcessor(targets, prompt_length, self.eos_ids[0])]
+
+    return ScriptedHFBackend(model, script, **options)

@@ -23,8 +23,8 @@ from typing import Any
 from PIL import Image
 
 from vthinker_plugins.loop import Backend, GenerationOutput, GenerationRequest
+from vthinker_plugins.model_family import never_sampled_ids
 
-from .hf_generate import never_sampled_ids
 from .tokens import (
     TOKENIZER_LOCK,
     GeneratedTokens,

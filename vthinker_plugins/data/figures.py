@@ -23,8 +23,6 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from PIL import Image
-
 LEVELS = ("surface", "semantic", "integrated")
 COLORS = ("black", "blue", "red", "green", "purple", "orange", "brown", "teal")
 
@@ -289,7 +287,3 @@ def make_figure(rng: random.Random, level: str | None = None) -> Figure:
     level = level or rng.choice(LEVELS)
     return rng.choice(GENERATORS[level])(rng)
 
-
-def image_size(png: bytes) -> tuple[int, int]:
-    with Image.open(io.BytesIO(png)) as im:
-        return im.size

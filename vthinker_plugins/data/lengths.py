@@ -28,13 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vthinker_plugins.chat import CHATML_SYSTEM, CHATML_USER, END_OF_TURN
+from vthinker_plugins.model_family import CHATML_SYSTEM, CHATML_USER, END_OF_TURN, VISION_END, VISION_START
 from vthinker_plugins.protocol import DEFAULT_SYSTEM_PROMPT, IMAGE_PLACEHOLDER
 
 #: The ``vthinker_qwen2_vl`` template's message formats (see :mod:`vthinker_plugins.llamafactory.template`).
 SYSTEM_FORMAT, USER_FORMAT = CHATML_SYSTEM, CHATML_USER
-#: What LlamaFactory's Qwen2-VL plugin puts around an image's pad tokens.
-VISION_START, VISION_END = "<|vision_start|>", "<|vision_end|>"
 
 #: LlamaFactory 0.9.5 defaults (``ProcessorArguments``); the project's YAMLs set image_max_pixels: 4194304.
 LF_IMAGE_MAX_PIXELS = 4_194_304

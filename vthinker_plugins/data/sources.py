@@ -30,10 +30,6 @@ class DataUnavailable(DataError):
     """The data cannot be had: the hub is unreachable, or offline mode is on and it is not cached."""
 
 
-def is_local(source: str | Path) -> bool:
-    return Path(source).expanduser().exists()
-
-
 #: File and folder names that say which split a data file holds (hub layouts, MATH-V's test/testmini).
 _SPLIT_NAME_RE = re.compile(r"(train|test|testmini|validation|val|dev|train_part\d+|v_perception_40k)")
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from vthinker_plugins.chat import CHATML_SYSTEM, CHATML_USER, END_OF_TURN
 from vthinker_plugins.llamafactory import TEMPLATE_NAME
+from vthinker_plugins.model_family import CHATML_SYSTEM, CHATML_USER, END_OF_TURN, IM_END, IMAGE_PAD, VIDEO_PAD
 from vthinker_plugins.protocol import DEFAULT_SYSTEM_PROMPT
 
 __all__ = ["END_OF_TURN", "register"]
@@ -57,9 +57,9 @@ def register(template_module: ModuleType | None = None) -> bool:
         format_system=StringFormatter(slots=[_slot(CHATML_SYSTEM)]),
         format_observation=StringFormatter(slots=["{{content}}"]),
         default_system=DEFAULT_SYSTEM_PROMPT,
-        stop_words=["<|im_end|>"],
+        stop_words=[IM_END],
         replace_eos=True,
-        mm_plugin=get_mm_plugin(name="qwen2_vl", image_token="<|image_pad|>", video_token="<|video_pad|>"),
+        mm_plugin=get_mm_plugin(name="qwen2_vl", image_token=IMAGE_PAD, video_token=VIDEO_PAD),
         template_class=VThinkerTemplate,
     )
     return True

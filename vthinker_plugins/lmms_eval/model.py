@@ -15,7 +15,8 @@ Usage::
 Model args (``--model_args k=v,...``):
 
 - ``pretrained`` — backend spec: checkpoint folder / hub id (transformers),
-  ``vllm:PATH``, ``openai:MODEL`` or ``reference``; ``backend=vllm|openai`` is a
+  ``vllm:PATH``, ``openai:MODEL``, ``reference`` or ``scripted:PATH`` (with ``script=FILE``, testing);
+  ``backend=vllm|openai`` is a
   shorthand for the prefix.
 - ``max_rounds`` (default: the task's ``generation_kwargs.max_rounds``, else 5),
   ``max_new_tokens`` (default: the task's, else 16384), ``max_tool_images`` (10),
@@ -28,7 +29,7 @@ Model args (``--model_args k=v,...``):
   not generated again (``resume=true``, the default): an interrupted run resumes. A record
   that another model or other generation settings wrote there is refused, not reused.
 - Anything else goes to the backend (``device``, ``dtype``, ``max_pixels``,
-  ``base_url``, ``api_key``, ``script`` ...). ``max_batch_size=N`` (or lmms-eval's
+  ``base_url``, ``api_key`` ...). ``max_batch_size=N`` (or lmms-eval's
   ``--max_batch_size N``) and ``--batch_size N`` (N > 1) set the backend's batch size
   (requests per generation step); with both, ``--batch_size`` is capped at ``max_batch_size``.
 

@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from vthinker_plugins.model_family import ENDOFTEXT
 from vthinker_plugins.scoring.mathvision import answer_region
 
 LETTERS = ("A", "B", "C", "D")
@@ -67,7 +68,7 @@ def _boxed_or_whole(text: str) -> str:
 
 
 def _phrase_choice(text: str) -> str | None:
-    text = text.replace("<|endoftext|>", "")
+    text = text.replace(ENDOFTEXT, "")
     for letter in LETTERS:
         if text.endswith((f" {letter}.", f" ({letter}).")) or text.startswith(
                 (f"{letter}\n", f"({letter})\n", f"({letter}) {letter}\n")):

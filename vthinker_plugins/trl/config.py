@@ -39,13 +39,6 @@ class VThinkerGRPOConfig(GRPOConfig):
     rollout_batch_size: int = field(
         default=64, metadata={"help": "Most generation requests handed to the model in one call."}
     )
-    rollout_script: str | None = field(
-        default=None,
-        metadata={
-            "help": "Testing: force generation to follow a JSONL script of round texts ({\"id\": \"*\", \"rounds\": "
-            "[...]}, see vthinker_plugins.backends.scripted); transformers generation only."
-        },
-    )
     system_prompt_file: str | None = field(
         default=None,
         metadata={"help": "System prompt file (e.g. V-Thinker's official data/prompt.txt); default: built-in."},

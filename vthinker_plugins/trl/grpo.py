@@ -2,7 +2,7 @@
 
     accelerate launch --config_file recipes/accelerate/zero3.yaml \\
         -m vthinker_plugins.trl.grpo --config recipes/grpo_qwen2_5_vl_7b.yaml
-    vthinker grpo --config recipes/grpo_cpu_smoke.yaml --max_steps 2
+    vthinker grpo --config recipes/grpo_qwen2_5_vl_7b.yaml --max_steps 2
 
 The YAML holds any field of :class:`GRPOScriptArguments`, of
 :class:`~vthinker_plugins.trl.config.VThinkerGRPOConfig` (TRL's ``GRPOConfig`` plus rounds,
@@ -55,9 +55,22 @@ def parse(argv: list[str] | None = None) -> tuple[Any, Any, Any]:
     return script_args, training_args, model_args
 
 
-def build_trainer(script_args: Any, args: Any, model_args: Any) -> Any:
-    """The dataset, processor and :class:`VThinkerGRPOTrainer` of a run."""
+def load_processor(args: Any, model_args: Any) -> Any:
+    """The run's processor, left-padded. max_pixels/min_pixels are applied by the trainer to whichever
+    processor it gets (passing them to from_pretrained is deprecated in transformers, gone in 5.23)."""
     from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(
+        model_args.model_name_or_path,
+        revision=model_args.model_revision,
+        trust_remote_code=args.trust_remote_code,
+        padding_side="left",
+    )
+
+
+def build_trainer(script_args: Any, args: Any, model_args: Any, processor: Any = None, **trainer_options: Any) -> Any:
+    """The dataset, processor and :class:`VThinkerGRPOTrainer` of a run; ``trainer_options`` go to the trainer
+    (e.g. ``rollout_logits_processors``)."""
     from trl import get_peft_config
 
     from vthinker_plugins.protocol import PromptSet
@@ -83,14 +96,8 @@ def build_trainer(script_args: Any, args: Any, model_args: Any) -> Any:
     if model_args.attn_implementation is not None:
         init_kwargs.setdefault("attn_implementation", model_args.attn_implementation)
     args.model_init_kwargs = init_kwargs or None
-    # max_pixels/min_pixels are applied by the trainer to whichever processor it gets (passing them to
-    # from_pretrained is deprecated in transformers and goes away in 5.23).
-    processor = AutoProcessor.from_pretrained(
-        model_args.model_name_or_path,
-        revision=model_args.model_revision,
-        trust_remote_code=args.trust_remote_code,
-        padding_side="left",
-    )
+    if processor is None:
+        processor = load_processor(args, model_args)
     return VThinkerGRPOTrainer(
         model=model_args.model_name_or_path,
         args=args,
@@ -98,6 +105,7 @@ def build_trainer(script_args: Any, args: Any, model_args: Any) -> Any:
         eval_dataset=evaluation,
         processing_class=processor,
         peft_config=get_peft_config(model_args),
+        **trainer_options,
     )
 
 
@@ -108,9 +116,10 @@ def last_checkpoint(output_dir: str | Path) -> str | None:
     return get_last_checkpoint(str(path)) if path.is_dir() else None
 
 
-def run(script_args: Any, args: Any, model_args: Any) -> Any:
-    """Train (resuming from the last checkpoint in ``output_dir`` if any) and save the model."""
-    trainer = build_trainer(script_args, args, model_args)
+def run(script_args: Any, args: Any, model_args: Any, **build_options: Any) -> Any:
+    """Train (resuming from the last checkpoint in ``output_dir`` if any) and save the model;
+    ``build_options`` go to :func:`build_trainer`."""
+    trainer = build_trainer(script_args, args, model_args, **build_options)
     checkpoint = args.resume_from_checkpoint or last_checkpoint(args.output_dir)
     if checkpoint:
         logger.info("resuming from %s", checkpoint)

@@ -29,15 +29,12 @@ from typing import Any
 
 from PIL import Image
 
-from vthinker_plugins.backends.hf_generate import StopOnStrings, TransformersGenerator, never_sampled_ids
 from vthinker_plugins.backends.tokens import (
     TOKENIZER_LOCK,
     GeneratedTokens,
     GenerationJob,
     Generator,
-    Segment,
     SegmentEncoder,
-    TokenState,
     TokenStates,
 )
 from vthinker_plugins.backends.vllm import (
@@ -48,6 +45,7 @@ from vthinker_plugins.backends.vllm import (
     image_token_runs,
 )
 from vthinker_plugins.loop import Backend, GenerationOutput, GenerationRequest, InteractionLoop, Trajectory
+from vthinker_plugins.model_family import never_sampled_ids
 from vthinker_plugins.protocol import CODE_CLOSE
 from vthinker_plugins.sample import Sample
 
@@ -269,24 +267,10 @@ def assemble(trajectory: Trajectory, encoder: SegmentEncoder) -> RolloutTensors:
 #: Public names, including those that moved to the core (the trainer and tests import them from here).
 __all__ = [
     "RL_STOP_STRINGS",
-    "TOKENIZER_LOCK",
-    "GeneratedTokens",
-    "GenerationJob",
-    "Generator",
     "PolicyBackend",
-    "PromptMismatchError",
     "PromptedLoop",
     "RolloutTensors",
-    "Segment",
-    "SegmentEncoder",
-    "StopOnStrings",
-    "TokenState",
-    "TransformersGenerator",
     "VLLMColocateGenerator",
     "VLLMServerGenerator",
     "assemble",
-    "check_vllm_prompt",
-    "engine_images",
-    "image_token_runs",
-    "never_sampled_ids",
 ]

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from vthinker_plugins.backends.hf_generate import TransformersGenerator
+from vthinker_plugins.backends.vllm import image_token_runs
 from vthinker_plugins.loop import LoopConfig, Trajectory
 from vthinker_plugins.protocol import IMAGE_PLACEHOLDER
 from vthinker_plugins.sample import Sample
@@ -41,11 +43,9 @@ from vthinker_plugins.trl.rollout import (
     PolicyBackend,
     PromptedLoop,
     RolloutTensors,
-    TransformersGenerator,
     VLLMColocateGenerator,
     VLLMServerGenerator,
     assemble,
-    image_token_runs,
 )
 
 logger = logging.getLogger(__name__)
@@ -77,28 +77,6 @@ def split_prompt(messages: Sequence[dict[str, Any]], where: str) -> tuple[str, s
     return system, "".join(user), images
 
 
-def scripted_generation(processor: Any, script: Any) -> Callable[..., list[Any]]:
-    """A ``rollout_logits_processors`` factory that forces each rollout to follow ``script``
-    (a :class:`vthinker_plugins.backends.scripted.Script`, mapping or JSONL path; rollouts are
-    ``rollout0``, ``rollout1``... per process, ``"*"`` matches all; ``{answer}`` is the row's
-    reference answer). For tests and debugging."""
-    from vthinker_plugins.backends.scripted import Script, ScriptedLogitsProcessor
-
-    plan = Script.load(script)
-    tokenizer = processor.tokenizer
-    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
-
-    def factory(requests: Sequence[Any], prompt_length: int) -> list[Any]:
-        targets = []
-        for req in requests:
-            sample = req.sample
-            text = plan.text_for(sample.id if sample else None, req.assistant_prefix, sample.answer if sample else None)
-            targets.append(None if text is None else tokenizer.encode(text, add_special_tokens=False))
-        return [ScriptedLogitsProcessor(targets, prompt_length, eos)]
-
-    return factory
-
-
 class VThinkerGRPOTrainer(GRPOTrainerBase):
     """GRPO whose rollouts write code, run it in the sandbox and see the images it draws.
 
@@ -107,7 +85,7 @@ class VThinkerGRPOTrainer(GRPOTrainerBase):
             (accuracy, format, tool, consistency with a judge) with the paper's weights.
         sandbox: a :class:`sandbox.Sandbox`; default: one built from the ``sandbox_*`` fields.
         rollout_logits_processors: ``f(requests, prompt_length) -> [LogitsProcessor]`` for the
-            transformers generation path (tests script the model with it).
+            transformers generation path (e.g. :mod:`vthinker_plugins.trl.scripted` forces scripted rollouts).
     """
 
     def __init__(
@@ -175,10 +153,8 @@ class VThinkerGRPOTrainer(GRPOTrainerBase):
             persistent_state=args.persistent_state,
             concurrency=args.rollout_concurrency,
         )
-        if rollout_logits_processors is None and args.rollout_script:
-            if self.use_vllm:
-                raise ValueError("rollout_script needs transformers generation (use_vllm=False)")
-            rollout_logits_processors = scripted_generation(self.processing_class, args.rollout_script)
+        if rollout_logits_processors is not None and self.use_vllm:
+            raise ValueError("rollout_logits_processors need transformers generation (use_vllm=False)")
         self._rollout_logits_processors = rollout_logits_processors
         self.backend = PolicyBackend(
             self.processing_class,

@@ -6,7 +6,7 @@ Takes VLMEvalKit's own arguments (``--data``, ``--model``, ``--work-dir``, ``--m
 - ``--lmudata DIR`` — the ``$LMUData`` folder of the TSVs (default: the environment's);
 - ``--vthinker-model NAME=SPEC`` (repeatable) — register ``NAME`` as V-Thinker on the
   backend ``SPEC`` (checkpoint folder, ``vllm:PATH``, ``openai:MODEL``); backend options
-  follow after commas: ``mine=/ckpt,device=cpu,script=run.jsonl``.
+  follow after commas: ``mine=/ckpt,device=cpu,max_pixels=4194304``.
 
 Generated images and trajectories go to ``<work-dir>/vthinker_images`` unless
 ``$VTHINKER_VLMEVAL_IMAGE_DIR`` says otherwise. The exit status is non-zero when any

@@ -50,7 +50,7 @@ class VThinkerChat(BaseModel):
         system_prompt_file, user_prompt_file: prompts from files (e.g. the official ``data/prompt.txt``).
         image_dir: where trajectories and generated images are written (one folder per model).
         name: the model's name in VLMEvalKit (its folder under ``image_dir``); default: ``model_path``.
-        **backend_options: passed to the backend (``device``, ``max_pixels``, ``base_url``, ``script`` ...).
+        **backend_options: passed to the backend (``device``, ``max_pixels``, ``base_url`` ...).
     """
 
     INTERLEAVE = True

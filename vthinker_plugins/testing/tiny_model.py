@@ -11,21 +11,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-QWEN_SPECIAL_TOKENS = (
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|object_ref_start|>",
-    "<|object_ref_end|>",
-    "<|box_start|>",
-    "<|box_end|>",
-    "<|quad_start|>",
-    "<|quad_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|vision_pad|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
+from vthinker_plugins.model_family import (
+    CHATML_SYSTEM,
+    END_OF_TURN,
+    ENDOFTEXT,
+    IM_END,
+    IM_START,
+    IMAGE_MARKUP,
+    IMAGE_PAD,
+    SPECIAL_TOKENS,
+    VIDEO_PAD,
+    VISION_END,
+    VISION_START,
 )
 
 # Qwen2.5-VL's ChatML template, reduced to what the protocol needs: string or
@@ -34,18 +31,18 @@ CHAT_TEMPLATE = (
     "{% set image_count = namespace(value=0) %}"
     "{% for message in messages %}"
     "{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-    "{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
+    + CHATML_SYSTEM.replace("{content}", "You are a helpful assistant.")
+    + "{% endif %}"
+    + IM_START + "{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}"
     "{% else %}{% for content in message['content'] %}"
     "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% set image_count.value = image_count.value + 1 %}" + IMAGE_MARKUP
+    + "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
     "{% endfor %}{% endif %}"
-    "<|im_end|>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    + END_OF_TURN
+    + "{% endfor %}"
+    "{% if add_generation_prompt %}" + IM_START + "assistant\n{% endif %}"
 )
 
 _CORPUS_SNIPPETS = (
@@ -106,13 +103,13 @@ def build_tiny_model(output_dir: str | Path, *, seed: int = 0, vocab_size: int =
     tokenizer = Qwen2Tokenizer(
         vocab=vocab,
         merges=merges,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
+        eos_token=IM_END,
+        pad_token=ENDOFTEXT,
         unk_token=None,
         bos_token=None,
     )
     tokenizer.add_special_tokens(
-        {"additional_special_tokens": [AddedToken(t, special=True, normalized=False) for t in QWEN_SPECIAL_TOKENS]}
+        {"additional_special_tokens": [AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS]}
     )
     tokenizer.chat_template = CHAT_TEMPLATE
 
@@ -125,7 +122,7 @@ def build_tiny_model(output_dir: str | Path, *, seed: int = 0, vocab_size: int =
         chat_template=CHAT_TEMPLATE,
     )
 
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     vocab_total = ((len(tokenizer) + 63) // 64) * 64
     config = Qwen2_5_VLConfig(
         text_config={
@@ -139,9 +136,9 @@ def build_tiny_model(output_dir: str | Path, *, seed: int = 0, vocab_size: int =
             "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
             "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
             "rope_theta": 1e6,
-            "bos_token_id": ids["<|endoftext|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
+            "bos_token_id": ids[ENDOFTEXT],
+            "pad_token_id": ids[ENDOFTEXT],
+            "eos_token_id": ids[IM_END],
             "tie_word_embeddings": False,
         },
         vision_config={
@@ -157,33 +154,24 @@ def build_tiny_model(output_dir: str | Path, *, seed: int = 0, vocab_size: int =
             "fullatt_block_indexes": [0],
             "in_channels": 3,
         },
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        bos_token_id=ids["<|endoftext|>"],
-        pad_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
+        image_token_id=ids[IMAGE_PAD],
+        video_token_id=ids[VIDEO_PAD],
+        vision_start_token_id=ids[VISION_START],
+        vision_end_token_id=ids[VISION_END],
+        bos_token_id=ids[ENDOFTEXT],
+        pad_token_id=ids[ENDOFTEXT],
+        eos_token_id=ids[IM_END],
         tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config)
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.eos_token_id = ids[IM_END]
+    model.generation_config.pad_token_id = ids[ENDOFTEXT]
     model.generation_config.do_sample = False
-    # A random model rarely ends its turn; the HF backend caps each step at this budget so an
-    # un-scripted run (e.g. `vthinker run --model <tiny>`) finishes in seconds instead of 16K tokens.
-    model.generation_config.max_new_tokens = 256
     model.save_pretrained(out)
     processor.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
-
-
-def suppressed_token_ids(tokenizer) -> list[int]:
-    """Ids a random model must never sample: vision tokens and turn openers crash generation."""
-    names = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|im_start|>")
-    return [tokenizer.convert_tokens_to_ids(n) for n in names]
 
 
 def add_arguments(parser) -> None:
