@@ -42,11 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "mathvision-testmini, wemath, visulogic, or a local data path; default: the built-in "
                         "VTBench-format sample")
     g.add_argument("--model", default=None,
-                   help="checkpoint path or hub id (transformers), openai:NAME, vllm:PATH, or reference "
-                        "(an oracle replaying reference code); default with the built-in sample: reference")
+                   help="checkpoint path or hub id (transformers), openai:NAME, vllm:PATH, scripted:PATH (forced "
+                        "tokens from --model-option script=FILE), or reference (an oracle replaying reference "
+                        "code); default with the built-in sample: reference")
     g.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="backend option, repeatable: device=cuda, dtype=bfloat16, max_pixels=4194304, "
-                        "max_batch_size=8, base_url=..., api_key=..., mode=turns, script=PATH.jsonl")
+                        "max_batch_size=8, base_url=..., api_key=..., mode=turns, script=FILE.jsonl (scripted:)")
     g.add_argument("--data", default=None,
                    help="local copy of a named benchmark (file, folder, save_to_disk); default: "
                         "VTHINKER_<BENCHMARK>_DATA (e.g. VTHINKER_WEMATH_DATA), else the hub")
