@@ -32,3 +32,16 @@ def test_another_version_fails_clearly() -> None:
         check_versions("0.9.6", "5.6.0")
     with pytest.raises(RuntimeError, match=r"transformers 5\.6\.0 and 5\.18\.0, found 5\.7\.0"):
         check_versions("0.9.5", "5.7.0")
+
+
+def test_no_private_llamafactory_name_outside_the_seam() -> None:
+    """Overrides of LlamaFactory's private methods live in llamafactory/compat.py only."""
+    import re
+    from pathlib import Path
+
+    import vthinker_plugins.llamafactory as package
+
+    private = re.compile(r"\bdef _encode\b|\._encode\(|\b_load_from_checkpoint\b|\b_load_best_model\b")
+    offenders = [path.name for path in Path(package.__file__).parent.glob("*.py")
+                 if path.name != "compat.py" and private.search(path.read_text(encoding="utf-8"))]
+    assert not offenders, f"private LlamaFactory/transformers names outside the seam: {offenders}"

@@ -1,5 +1,8 @@
 """The seam with LlamaFactory's and transformers' private API.
 
+:func:`closing_template_class` overrides LlamaFactory's private ``Template._encode`` for the
+``vthinker_qwen2_vl`` template (:mod:`vthinker_plugins.llamafactory.template`).
+
 Written against LlamaFactory 0.9.5 on transformers 5.6.0; ``tests/llamafactory/test_lf_compat.py``
 fails with a clear message on any other version.
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from types import ModuleType
+from typing import Any
 
 from vthinker_plugins.transformers_compat import CheckpointWeightsMixin, check_transformers_version
 
@@ -67,3 +71,20 @@ def patch_sft_trainer(module: ModuleType) -> bool:
     })
     module.CustomSeq2SeqTrainer = patched
     return True
+
+
+def closing_template_class(base: type, end_of_turn: str) -> type:
+    """A subclass of LlamaFactory's ``Template`` (``base``) whose encoding appends ``end_of_turn`` after the
+    last assistant segment only: the template renders the segments of one assistant turn bare, so the
+    turn is closed once, at its end (overrides the private ``Template._encode``)."""
+
+    class VThinkerTemplate(base):  # type: ignore[misc, valid-type]
+        """Closes the assistant turn after its last segment only."""
+
+        def _encode(self, tokenizer: Any, messages: list[dict[str, str]], system: Any, tools: Any) -> list[list[int]]:
+            encoded = super()._encode(tokenizer, messages, system, tools)
+            if messages and messages[-1]["role"] == "assistant":
+                encoded[-1] = encoded[-1] + tokenizer.encode(end_of_turn, add_special_tokens=False)
+            return encoded
+
+    return VThinkerTemplate

@@ -12,9 +12,9 @@ and its image tokens are never trained on, while the model's text, code and answ
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
 
 from vthinker_plugins.llamafactory import TEMPLATE_NAME
+from vthinker_plugins.llamafactory.compat import closing_template_class
 from vthinker_plugins.model_family import CHATML_SYSTEM, CHATML_USER, END_OF_TURN, IM_END, IMAGE_PAD, VIDEO_PAD
 from vthinker_plugins.protocol import DEFAULT_SYSTEM_PROMPT
 
@@ -39,17 +39,6 @@ def register(template_module: ModuleType | None = None) -> bool:
     from llamafactory.data.formatter import StringFormatter
     from llamafactory.data.mm_plugin import get_mm_plugin
 
-    base = template_module.Template
-
-    class VThinkerTemplate(base):  # type: ignore[misc, valid-type]
-        """Closes the assistant turn after its last segment only."""
-
-        def _encode(self, tokenizer: Any, messages: list[dict[str, str]], system: Any, tools: Any) -> list[list[int]]:
-            encoded = super()._encode(tokenizer, messages, system, tools)
-            if messages and messages[-1]["role"] == "assistant":
-                encoded[-1] = encoded[-1] + tokenizer.encode(END_OF_TURN, add_special_tokens=False)
-            return encoded
-
     template_module.register_template(
         name=TEMPLATE_NAME,
         format_user=StringFormatter(slots=[_slot(CHATML_USER)]),
@@ -60,6 +49,6 @@ def register(template_module: ModuleType | None = None) -> bool:
         stop_words=[IM_END],
         replace_eos=True,
         mm_plugin=get_mm_plugin(name="qwen2_vl", image_token=IMAGE_PAD, video_token=VIDEO_PAD),
-        template_class=VThinkerTemplate,
+        template_class=closing_template_class(template_module.Template, END_OF_TURN),
     )
     return True
