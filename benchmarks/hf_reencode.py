@@ -33,9 +33,9 @@ def main() -> None:
 
     import torch
 
+    from vthinker_plugins.backend import GenerationRequest
     from vthinker_plugins.backends import make_backend
     from vthinker_plugins.backends.scripted import Script
-    from vthinker_plugins.loop import GenerationRequest
     from vthinker_plugins.protocol import DEFAULT_PROMPTS, observation_text
 
     model = args.model

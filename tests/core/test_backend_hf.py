@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from vthinker_plugins.loop import GenerationRequest, InteractionLoop, LoopConfig
+from vthinker_plugins.backend import GenerationRequest
+from vthinker_plugins.loop import InteractionLoop, LoopConfig
 from vthinker_plugins.protocol import DEFAULT_PROMPTS, IMAGE_PLACEHOLDER
 from vthinker_plugins.sample import Sample
 

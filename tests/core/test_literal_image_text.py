@@ -5,9 +5,9 @@ from __future__ import annotations
 from PIL import Image
 from transformers import AutoProcessor
 
+from vthinker_plugins.backend import GenerationRequest
 from vthinker_plugins.backends.openai_api import build_messages
 from vthinker_plugins.chat import build_prompt, image_markup
-from vthinker_plugins.loop import GenerationRequest
 from vthinker_plugins.protocol import DEFAULT_PROMPTS, observation_text
 
 PREFIX = "I will mark <image> corners." + "<code>\nprint(1)\n</code>" + observation_text("<image>") + "So <image> is"

@@ -7,10 +7,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from vthinker_plugins.backend import GenerationRequest
 from vthinker_plugins.backends import make_backend, parse_options
 from vthinker_plugins.backends.reference import ORACLE_TAG
 from vthinker_plugins.data.benchmarks import load_benchmark
-from vthinker_plugins.loop import GenerationRequest, InteractionLoop
+from vthinker_plugins.loop import InteractionLoop
 from vthinker_plugins.protocol import DEFAULT_PROMPTS, check_format
 
 

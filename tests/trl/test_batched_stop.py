@@ -6,9 +6,9 @@ from __future__ import annotations
 from PIL import Image
 from transformers import AutoProcessor, GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
+from vthinker_plugins.backend import GenerationRequest
 from vthinker_plugins.backends.hf_generate import TransformersGenerator
 from vthinker_plugins.backends.scripted import ScriptedLogitsProcessor
-from vthinker_plugins.loop import GenerationRequest
 from vthinker_plugins.sample import Sample
 from vthinker_plugins.trl.rollout import PolicyBackend
 

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from vthinker_plugins.loop import Backend
+from vthinker_plugins.backend import Backend
 
 _HUB_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 

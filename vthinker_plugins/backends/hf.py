@@ -41,8 +41,8 @@ from typing import Any
 
 from PIL import Image
 
+from vthinker_plugins.backend import Backend, GenerationOutput, GenerationRequest
 from vthinker_plugins.chat import build_prompt
-from vthinker_plugins.loop import Backend, GenerationOutput, GenerationRequest
 from vthinker_plugins.model_family import never_sampled_ids
 
 from .hf_generate import TransformersGenerator

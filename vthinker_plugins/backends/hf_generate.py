@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from vthinker_plugins.loop import GenerationRequest
+from vthinker_plugins.backend import GenerationRequest
 from vthinker_plugins.model_family import never_sampled_ids
 
 from .tokens import TOKENIZER_LOCK, GeneratedTokens, GenerationJob

@@ -30,7 +30,7 @@ from typing import Any
 
 from PIL import Image
 
-from vthinker_plugins.loop import Backend, GenerationOutput, GenerationRequest
+from vthinker_plugins.backend import Backend, GenerationOutput, GenerationRequest
 from vthinker_plugins.model_family import END_OF_TURN_TEXTS
 from vthinker_plugins.protocol import (
     ANSWER_CLOSE,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vthinker_plugins.loop import Backend, GenerationOutput, GenerationRequest
+from vthinker_plugins.backend import Backend, GenerationOutput, GenerationRequest
 from vthinker_plugins.protocol import (
     ANSWER_CLOSE,
     ANSWER_OPEN,

@@ -34,8 +34,8 @@ from vthinker_plugins.model_family import IM_END
 from vthinker_plugins.protocol import OBS_CLOSE
 
 if TYPE_CHECKING:
+    from vthinker_plugins.backend import GenerationRequest
     from vthinker_plugins.backends.hf import HFBackend
-    from vthinker_plugins.loop import GenerationRequest
 
 
 class Script:

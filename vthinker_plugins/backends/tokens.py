@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from PIL import Image
 
+from vthinker_plugins.backend import GenerationOutput, GenerationRequest
 from vthinker_plugins.chat import build_prompt, count_prompt_images, expand_observation_images, expand_placeholders
-from vthinker_plugins.loop import GenerationOutput, GenerationRequest
 from vthinker_plugins.protocol import IMAGE_PLACEHOLDER
 
 #: Rust tokenizers raise "Already borrowed" when one thread encodes (which may reset padding and

@@ -22,7 +22,7 @@ from typing import Any
 
 from PIL import Image
 
-from vthinker_plugins.loop import Backend, GenerationOutput, GenerationRequest
+from vthinker_plugins.backend import Backend, GenerationOutput, GenerationRequest
 from vthinker_plugins.model_family import never_sampled_ids
 
 from .tokens import (

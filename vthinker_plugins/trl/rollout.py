@@ -1,6 +1,6 @@
 """Multi-turn rollouts for GRPO, at the token level.
 
-:class:`PolicyBackend` is an interaction-loop :class:`~vthinker_plugins.loop.Backend` that
+:class:`PolicyBackend` is an interaction-loop :class:`~vthinker_plugins.backend.Backend` that
 generates with the policy being trained. It keeps, per rollout, the exact token ids the
 model saw (prompt, generated tokens, observation tokens) and the image features of every
 image in them, so the training forward pass scores precisely what was sampled: text is
@@ -29,6 +29,7 @@ from typing import Any
 
 from PIL import Image
 
+from vthinker_plugins.backend import Backend, GenerationOutput, GenerationRequest
 from vthinker_plugins.backends.tokens import (
     TOKENIZER_LOCK,
     GeneratedTokens,
@@ -44,7 +45,7 @@ from vthinker_plugins.backends.vllm import (
     engine_images,
     image_token_runs,
 )
-from vthinker_plugins.loop import Backend, GenerationOutput, GenerationRequest, InteractionLoop, Trajectory
+from vthinker_plugins.loop import InteractionLoop, Trajectory
 from vthinker_plugins.model_family import never_sampled_ids
 from vthinker_plugins.protocol import CODE_CLOSE
 from vthinker_plugins.sample import Sample
