@@ -24,7 +24,8 @@ import torch
 
 from vthinker_plugins.backends.hf_generate import TransformersGenerator
 from vthinker_plugins.backends.vllm import image_token_runs
-from vthinker_plugins.loop import LoopConfig, Trajectory
+from vthinker_plugins.factory import RunSettings
+from vthinker_plugins.loop import Trajectory
 from vthinker_plugins.protocol import IMAGE_PLACEHOLDER
 from vthinker_plugins.sample import Sample
 from vthinker_plugins.trl.compat import (
@@ -143,7 +144,9 @@ class VThinkerGRPOTrainer(GRPOTrainerBase):
             self._freeze_vision_tower()
         self._gen_model: Any = None
         self.sandbox = sandbox if sandbox is not None else self._make_sandbox(args)
-        self.loop_config = LoopConfig(
+        # The one settings -> loop mapping every caller uses; the policy being trained generates.
+        self.loop_config = RunSettings(
+            model="policy",
             max_rounds=args.max_rounds,
             max_new_tokens=args.max_new_tokens_per_round or args.max_completion_length,
             max_tool_images=args.max_tool_images,
@@ -152,7 +155,7 @@ class VThinkerGRPOTrainer(GRPOTrainerBase):
             top_p=args.top_p,
             persistent_state=args.persistent_state,
             concurrency=args.rollout_concurrency,
-        )
+        ).loop_config()
         if rollout_logits_processors is not None and self.use_vllm:
             raise ValueError("rollout_logits_processors need transformers generation (use_vllm=False)")
         self._rollout_logits_processors = rollout_logits_processors
