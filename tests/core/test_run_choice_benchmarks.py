@@ -4,10 +4,9 @@ midway resumes without duplicates, and the summary carries the official reports.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import time
-from pathlib import Path
+
+from run_helpers import kill_after_first_row, read_rows
 
 from vthinker_plugins.data.visulogic_sample import make_visulogic_sample
 from vthinker_plugins.data.wemath_sample import make_wemath_sample
@@ -20,8 +19,6 @@ DRAW_THEN_ANSWER = [
 ]
 
 
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def test_wemath_killed_midway_resumes_and_reports_four_dimensions(tmp_path, vthinker_cmd, cli_env,
@@ -31,22 +28,14 @@ def test_wemath_killed_midway_resumes_and_reports_four_dimensions(tmp_path, vthi
     cmd = [*vthinker_cmd, "run", "--benchmark", "wemath", "--data", str(data), "--model", str(tiny_model_dir),
            "--output", str(out), "--eval", "--max-new-tokens", "24", "--model-option", "max_batch_size=1",
            "--concurrency", "1", "--no-report"]
-    proc = subprocess.Popen(cmd, env=cli_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     results = out / "results.jsonl"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        if results.exists() and results.read_text().count("\n") >= 1:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    first = _rows(results) if results.exists() else []
+    first = kill_after_first_row(cmd, cli_env, tmp_path, results)
     assert 1 <= len(first) < 7, f"kill landed after {len(first)} rows"
 
     done = subprocess.run(cmd, env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"{len(first)} already done" in done.stdout
-    rows = _rows(results)
+    rows = read_rows(results)
     assert [r["id"] for r in rows][: len(first)] == [r["id"] for r in first]
     assert sorted(r["id"] for r in rows) == sorted(["2steps_1-1", "2steps_1-2", "2steps_1-multi", "3steps_1-1",
                                                     "3steps_1-2", "3steps_1-3", "3steps_1-multi"])
@@ -67,7 +56,7 @@ def test_visulogic_scripted_run_reports_per_category(tmp_path, vthinker_cmd, cli
            "--output", str(out), "--eval"]
     done = subprocess.run(cmd, env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows = _rows(out / "results.jsonl")
+    rows = read_rows(out / "results.jsonl")
     assert len(rows) == 3 and all(r["correct"] is True and r["n_tool_calls"] == 1 for r in rows)
     metrics = json.loads((out / "summary.json").read_text())["metrics"]["visulogic"]
     assert metrics["accuracy"] == 1.0

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fake_openai import ChatRequest, FakeOpenAI
 from PIL import Image
+from run_helpers import kill_after_first_row, read_rows
 
 
 class _Images(HTMLParser):
@@ -32,8 +33,6 @@ class _Images(HTMLParser):
             self.sections += 1
 
 
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _run(cmd, env, cwd, timeout=300) -> subprocess.CompletedProcess:
@@ -45,7 +44,7 @@ def _run(cmd, env, cwd, timeout=300) -> subprocess.CompletedProcess:
 def test_default_run_writes_rows_summary_and_report_then_resumes(tmp_path, vthinker_cmd, cli_env) -> None:
     proc = _run([*vthinker_cmd, "run"], cli_env, tmp_path)
     out = tmp_path / "runs" / "default"
-    rows = _rows(out / "results.jsonl")
+    rows = read_rows(out / "results.jsonl")
     assert len(rows) == 18 and len({r["id"] for r in rows}) == 18
     assert all(r["error"] is None and r["correct"] is True for r in rows), [r["id"] for r in rows if not r["correct"]]
     assert (out / "data" / "vtbench_sample.parquet").exists()
@@ -77,13 +76,13 @@ def test_default_run_writes_rows_summary_and_report_then_resumes(tmp_path, vthin
 
     # Re-run: nothing to redo. Then an errored row is retried and a line cut by a kill is dropped.
     proc = _run([*vthinker_cmd, "run"], cli_env, tmp_path)
-    assert "18 already done" in proc.stdout and len(_rows(out / "results.jsonl")) == 18
+    assert "18 already done" in proc.stdout and len(read_rows(out / "results.jsonl")) == 18
     broken = [dict(r, error="RuntimeError: backend crashed") if r["id"] == rows[4]["id"] else r for r in rows]
     text = "".join(json.dumps(r) + "\n" for r in broken) + '{"id": "vts-0-005_reas'
     (out / "results.jsonl").write_text(text)
     proc = _run([*vthinker_cmd, "run"], cli_env, tmp_path)
     assert "17 already done" in proc.stdout
-    again = _rows(out / "results.jsonl")
+    again = read_rows(out / "results.jsonl")
     assert len(again) == 18 and len({r["id"] for r in again}) == 18 and all(r["error"] is None for r in again)
     assert again[-1]["id"] == rows[4]["id"]
 
@@ -95,21 +94,13 @@ def test_mathvision_tiny_model_killed_midway_resumes_without_duplicates(
     cmd = [*vthinker_cmd, "run", "--benchmark", "mathvision-testmini", "--data", str(mathvision_dir),
            "--model", str(tiny_model_dir), "--limit", "8", "--output", str(out), "--eval",
            "--max-new-tokens", "24", "--model-option", "max_batch_size=1", "--concurrency", "1"]
-    proc = subprocess.Popen(cmd, env=cli_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     results = out / "results.jsonl"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        if results.exists() and results.read_text().count("\n") >= 1:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    first = _rows(results) if results.exists() else []
+    first = kill_after_first_row(cmd, cli_env, tmp_path, results)
     assert 1 <= len(first) < 8, f"kill landed after {len(first)} rows"
 
     proc = _run(cmd, cli_env, tmp_path)
     assert f"{len(first)} already done" in proc.stdout
-    rows = _rows(results)
+    rows = read_rows(results)
     assert [r["id"] for r in rows][: len(first)] == [r["id"] for r in first]
     assert sorted(r["id"] for r in rows) == sorted(["4", "5", "6", "7", "8", "10", "11", "16"])
     assert all(r["task"] == "mathvision" and r["verdict"] is not None for r in rows)
@@ -128,7 +119,7 @@ def test_scripted_tiny_model_run_in_a_subprocess(tmp_path, vthinker_cmd, cli_env
     _run([*vthinker_cmd, "run", "--benchmark", "mathvision-testmini", "--data", str(mathvision_dir),
           "--model", f"scripted:{tiny_model_dir}", "--limit", "3", "--output", str(out), "--eval",
           "--model-option", f"script={script}", "--max-new-tokens", "200"], cli_env, tmp_path)
-    rows = _rows(out / "results.jsonl")
+    rows = read_rows(out / "results.jsonl")
     assert len(rows) == 3
     for row in rows:
         assert row["error"] is None and row["n_tool_calls"] == 1 and row["n_tool_errors"] == 0
@@ -156,7 +147,7 @@ def test_bad_arguments_fail_clearly(tmp_path, vthinker_cmd, cli_env, vtbench_fil
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "different run (max_rounds: None -> 2)" in proc.stderr
     _run([*base, "--model", "reference", "--max-rounds", "2", "--overwrite"], cli_env, tmp_path)
-    assert len(_rows(tmp_path / "o" / "results.jsonl")) == 3
+    assert len(read_rows(tmp_path / "o" / "results.jsonl")) == 3
 
 
 #: The VTBench perception item the served model draws right (its reference code); it draws the other one wrong.
@@ -208,7 +199,7 @@ def test_eval_added_later_rescores_stored_rows_without_calling_the_model(
     base = _served_model_cmd(vthinker_cmd, model.url, vtbench_file, out)
     try:
         _run(base, cli_env, tmp_path)
-        first = _rows(out / "results.jsonl")
+        first = read_rows(out / "results.jsonl")
         assert len(first) == 2 and all(r["verdict"] is None and r["error"] is None for r in first)
         assert all(len(r["rounds"][0]["images"]) == 1 for r in first)
         n_calls = len(model.requests)
@@ -219,7 +210,7 @@ def test_eval_added_later_rescores_stored_rows_without_calling_the_model(
         assert "2 already done" in proc.stdout
         assert "2 row(s) re-scored with judge-free scoring, 0 re-judged, 0 regenerated" in proc.stdout
         assert len(model.requests) == n_calls
-        rows = _rows(out / "results.jsonl")
+        rows = read_rows(out / "results.jsonl")
         assert [_generated(r) for r in rows] == [_generated(r) for r in first]
         assert all(r["verdict"]["pixel"]["f1"] is not None and r["correct"] is not None for r in rows)
         summary = json.loads((out / "summary.json").read_text())
@@ -231,7 +222,7 @@ def test_eval_added_later_rescores_stored_rows_without_calling_the_model(
         model.status = None
         _run([*_served_model_cmd(vthinker_cmd, model.url, vtbench_file, tmp_path / "live"), "--eval"], cli_env,
              tmp_path)
-        live = sorted(_rows(tmp_path / "live" / "results.jsonl"), key=lambda r: r["id"])
+        live = sorted(read_rows(tmp_path / "live" / "results.jsonl"), key=lambda r: r["id"])
         assert [r["verdict"] for r in live] == [r["verdict"] for r in sorted(rows, key=lambda r: r["id"])]
         model.status = 503
         n_calls = len(model.requests)
@@ -241,7 +232,7 @@ def test_eval_added_later_rescores_stored_rows_without_calling_the_model(
                     dict(cli_env, OPENAI_API_KEY="x"), tmp_path)
         assert f"2 row(s) re-scored with judge judge-vl at {judge.url}" in proc.stdout
         assert len(model.requests) == n_calls and len(judge.requests) == 2
-        rows = _rows(out / "results.jsonl")
+        rows = read_rows(out / "results.jsonl")
         assert [_generated(r) for r in rows] == [_generated(r) for r in first]
         # The judge looked at the drawings: the right marks pass, the corner circle does not.
         assert sorted((r["id"], r["correct"], r["verdict"]["judge"], r["verdict"]["judge_status"]) for r in rows) == [
@@ -286,7 +277,7 @@ def test_killed_while_rescoring_leaves_the_results_as_they_were(tmp_path, vthink
     finally:
         judge.close()
     assert "2 already done" in proc.stdout and "2 row(s) re-scored with judge judge-vl" in proc.stdout
-    rows = _rows(out / "results.jsonl")
+    rows = read_rows(out / "results.jsonl")
     assert len({r["id"] for r in rows}) == len(rows) == 2
     assert [r["verdict"]["judge_status"] for r in rows] == ["ok", "ok"]
 
@@ -299,7 +290,7 @@ def test_old_run_json_without_scoring_keys_resumes_by_rescoring(tmp_path, vthink
     cmd = [*vthinker_cmd, "run", "--benchmark", "vtbench-perception", "--data", str(vtbench_file), "--model",
            "reference", "--limit", "3", "--output", str(out), "--no-report", "--eval"]
     _run(cmd, cli_env, tmp_path)
-    first = _rows(out / "results.jsonl")
+    first = read_rows(out / "results.jsonl")
     run = json.loads((out / "run.json").read_text())
     for key in ("eval", "judge_model", "judge_url", "judge_prompts", "pixel_metric"):
         del run[key]
@@ -312,7 +303,7 @@ def test_old_run_json_without_scoring_keys_resumes_by_rescoring(tmp_path, vthink
     assert "2 already done" in proc.stdout
     assert ("2 row(s) re-scored with judge-free scoring, 0 re-judged, 1 regenerated "
             "(1 lacked their stored text or images)") in proc.stdout
-    rows = _rows(out / "results.jsonl")
+    rows = read_rows(out / "results.jsonl")
     assert [r["id"] for r in rows] == [first[0]["id"], first[2]["id"], first[1]["id"]]  # the regenerated one last
     assert [_generated(r) for r in rows[:2]] == [_generated(first[0]), _generated(first[2])]
     assert [r["verdict"] for r in rows[:2]] == [first[0]["verdict"], first[2]["verdict"]]
@@ -324,12 +315,12 @@ def test_old_run_json_without_scoring_keys_resumes_by_rescoring(tmp_path, vthink
     assert json.loads((out / "run.json").read_text())["eval"] is True
     proc = _run(cmd, cli_env, tmp_path)  # now nothing is left to do
     assert "3 already done" in proc.stdout and "re-scored" not in proc.stdout
-    assert _rows(out / "results.jsonl") == rows
+    assert read_rows(out / "results.jsonl") == rows
     # Without --eval the stored verdicts stay (no metrics, and the summary says why); nothing is generated,
     # and run.json still records the scoring they came from, so adding --eval again has nothing to redo.
     proc = _run(cmd[:-1], cli_env, tmp_path)
     assert "3 row(s) keep the verdicts of an earlier scoring" in proc.stdout and "re-scored" not in proc.stdout
-    assert _rows(out / "results.jsonl") == rows
+    assert read_rows(out / "results.jsonl") == rows
     summary = json.loads((out / "summary.json").read_text())
     assert summary["metrics"] is None and summary["this_run"]["generated"] == 0
     assert summary["notes"] == ["metrics are null: scoring is off (run the same command with --eval to score "
@@ -341,7 +332,7 @@ def test_old_run_json_without_scoring_keys_resumes_by_rescoring(tmp_path, vthink
     proc = _run([*cmd[:-1], "--clear-verdicts"], cli_env, tmp_path)
     assert ("3 row(s) re-scored with scoring off (verdicts cleared, --clear-verdicts), 0 re-judged, "
             "0 regenerated") in proc.stdout
-    unscored = _rows(out / "results.jsonl")
+    unscored = read_rows(out / "results.jsonl")
     assert [_generated(r) for r in unscored] == [_generated(r) for r in rows]
     assert all(r["verdict"] is None and r["correct"] is None for r in unscored)
     summary = json.loads((out / "summary.json").read_text())
@@ -361,7 +352,7 @@ def test_judge_configured_by_the_environment(tmp_path, vthinker_cmd, cli_env, vt
            "reference", "--eval", "--limit", "2", "--output", str(tmp_path / "o"), "--no-report"]
     try:
         _run(cmd, env, tmp_path)
-        rows = _rows(tmp_path / "o" / "results.jsonl")
+        rows = read_rows(tmp_path / "o" / "results.jsonl")
         assert [r["verdict"]["judge_status"] for r in rows] == ["ok", "ok"]
         assert len(server.requests) == 2 and {c["model"] for c in server.requests} == {"judge-vl"}
         texts = [p["text"] for c in server.requests for p in c["messages"][0]["content"] if p["type"] == "text"]
@@ -376,7 +367,7 @@ def test_judge_configured_by_the_environment(tmp_path, vthinker_cmd, cli_env, vt
     assert "2 row(s) re-scored with judge judge-vl at" in proc.stdout and "prompt files for perception" in proc.stdout
     texts = [p["text"] for c in server.requests[2:] for p in c["messages"][0]["content"] if p["type"] == "text"]
     assert len(server.requests) == 4 and sum(t.startswith("REVISED PERCEPTION PROMPT") for t in texts) == 2
-    assert [r["verdict"]["judge_status"] for r in _rows(tmp_path / "o" / "results.jsonl")] == ["ok", "ok"]
+    assert [r["verdict"]["judge_status"] for r in read_rows(tmp_path / "o" / "results.jsonl")] == ["ok", "ok"]
 
 
 def test_rows_the_judge_failed_on_are_rejudged_without_generating_again(
@@ -393,7 +384,7 @@ def test_rows_the_judge_failed_on_are_rejudged_without_generating_again(
     cmd = [*_served_model_cmd(vthinker_cmd, model.url, vtbench_file, out), "--eval"]
     try:
         _run(cmd, env, tmp_path)
-        first = _rows(out / "results.jsonl")
+        first = read_rows(out / "results.jsonl")
         assert [(r["correct"], r["verdict"]["judge_status"]) for r in first] == [(None, "failed")] * 2
         assert all(r["rounds"][0]["images"] for r in first)  # each drew an image, the judge never saw it
         n_model_calls, n_judge_calls = len(model.requests), len(judge.requests)
@@ -407,7 +398,7 @@ def test_rows_the_judge_failed_on_are_rejudged_without_generating_again(
     assert "0 row(s) re-scored with judge judge-vl" in proc.stdout and "2 re-judged, 0 regenerated" in proc.stdout
     assert len(model.requests) == n_model_calls  # no generation
     assert len(judge.requests) == n_judge_calls + 2
-    rows = _rows(out / "results.jsonl")
+    rows = read_rows(out / "results.jsonl")
     assert [r["id"] for r in rows] == [r["id"] for r in first]
     # The judge's verdicts on the stored drawings reach the rows: the right marks pass, the corner circle does not.
     assert sorted((r["id"], r["correct"], r["verdict"]["judge_status"]) for r in rows) == [
@@ -428,7 +419,7 @@ def test_api_keys_stay_out_of_the_output_folder(tmp_path, vthinker_cmd, cli_env,
             "--limit", "1", "--output", str(tmp_path / "o"), "--no-report"]
     _run([*base, "--model-option", "api_key=sk-secret-1"], cli_env, tmp_path)
     assert "sk-secret" not in (tmp_path / "o" / "run.json").read_text()
-    assert _rows(tmp_path / "o" / "results.jsonl")[0]["error"]  # nothing listens there: an error row
+    assert read_rows(tmp_path / "o" / "results.jsonl")[0]["error"]  # nothing listens there: an error row
     proc = _run([*base, "--model-option", "api_key=sk-secret-2"], cli_env, tmp_path)
     assert "0 already done" in proc.stdout  # the errored row is retried under the new key
     assert "sk-secret" not in (tmp_path / "o" / "run.json").read_text()
@@ -458,7 +449,7 @@ def test_ids_differing_in_punctuation_keep_their_own_images(tmp_path, vthinker_c
             assert all((out / p).exists() for rnd in row["rounds"] for p in rnd["images"])
 
     _run(cmd, cli_env, tmp_path)
-    rows = sorted(_rows(out / "results.jsonl"), key=lambda r: r["id"])  # rows are appended as samples finish
+    rows = sorted(read_rows(out / "results.jsonl"), key=lambda r: r["id"])  # rows are appended as samples finish
     check(rows)
 
     # An older run: the first row's images in the hash-less folder, the second row errored (to be retried).
@@ -469,6 +460,6 @@ def test_ids_differing_in_punctuation_keep_their_own_images(tmp_path, vthinker_c
     (out / "results.jsonl").write_text(json.dumps(old) + "\n" + json.dumps(dict(rows[1], error="boom")) + "\n")
     proc = _run(cmd, cli_env, tmp_path)
     assert "1 already done" in proc.stdout
-    rows = sorted(_rows(out / "results.jsonl"), key=lambda r: r["id"])
+    rows = sorted(read_rows(out / "results.jsonl"), key=lambda r: r["id"])
     assert Path(rows[0]["input_images"][0]).parent.as_posix() == "images/a_b_reasoning"
     check(rows)
