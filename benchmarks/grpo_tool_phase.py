@@ -82,7 +82,7 @@ def main() -> None:
     from transformers import AutoProcessor
 
     from sandbox import Sandbox, SandboxConfig
-    from vthinker_plugins.backends.scripted import Script, ScriptedLogitsProcessor
+    from vthinker_plugins.testing.scripted import Script, ScriptedLogitsProcessor
     from vthinker_plugins.testing.tiny_model import build_tiny_model
     from vthinker_plugins.trl import VThinkerGRPOConfig, VThinkerGRPOTrainer, load_rl_dataset
 

@@ -35,8 +35,8 @@ def main() -> None:
 
     from vthinker_plugins.backend import GenerationRequest
     from vthinker_plugins.backends import make_backend
-    from vthinker_plugins.backends.scripted import Script
     from vthinker_plugins.protocol import DEFAULT_PROMPTS, observation_text
+    from vthinker_plugins.testing.scripted import Script
 
     model = args.model
     if model is None:

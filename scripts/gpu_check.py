@@ -163,7 +163,7 @@ def grpo_steps(model_dir: Path, device: str, steps: int, rollouts: int, generati
     import torch
     from transformers import AutoProcessor, TrainerCallback
 
-    from vthinker_plugins.backends.scripted import scripted_logits_processors
+    from vthinker_plugins.testing.scripted import scripted_logits_processors
     from vthinker_plugins.trl import VThinkerGRPOConfig, VThinkerGRPOTrainer, load_rl_dataset
 
     bench = _bench_module()

@@ -38,7 +38,7 @@ def scripted_backend(tiny_model_dir: Path):
 @pytest.fixture
 def scripted(scripted_backend):
     """Set a script on the shared scripted backend for one test, then clear it."""
-    from vthinker_plugins.backends.scripted import Script
+    from vthinker_plugins.testing.scripted import Script
 
     def use(rounds_by_id):
         scripted_backend.script = Script.load(rounds_by_id)

@@ -76,8 +76,9 @@ class ScriptedEngine:
 def test_vllm_backend_builds_token_requests(tiny_model_dir) -> None:
     from PIL import Image
 
-    from vthinker_plugins.backends.tokens import SegmentEncoder
-    from vthinker_plugins.backends.vllm import VLLMBackend, image_token_runs
+    from vthinker_plugins.backends.vllm import VLLMBackend
+    from vthinker_plugins.generation.tokens import SegmentEncoder
+    from vthinker_plugins.generation.vllm_requests import image_token_runs
 
     images = [Image.new("RGB", (60, 40)), Image.new("RGB", (30, 30))]
     prefix = "<think>a\n<code>\nprint(1)\n</code>\n<sandbox_output><image></sandbox_output>\n"

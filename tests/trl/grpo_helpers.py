@@ -23,6 +23,6 @@ HANG = "<code>\n```python\nimport time\ntime.sleep(30)\n```\n</code>"
 
 def scripted(processing_class, script):
     """A rollout_logits_processors factory forcing rollout ``i`` to write ``script[i]`` (round texts)."""
-    from vthinker_plugins.backends.scripted import scripted_logits_processors
+    from vthinker_plugins.testing.scripted import scripted_logits_processors
 
     return scripted_logits_processors(processing_class, {f"rollout{i}": rounds for i, rounds in script.items()})

@@ -7,9 +7,9 @@ from PIL import Image
 from transformers import AutoProcessor, GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
 from vthinker_plugins.backend import GenerationRequest
-from vthinker_plugins.backends.hf_generate import TransformersGenerator
-from vthinker_plugins.backends.scripted import ScriptedLogitsProcessor
+from vthinker_plugins.generation.transformers_generator import TransformersGenerator
 from vthinker_plugins.sample import Sample
+from vthinker_plugins.testing.scripted import ScriptedLogitsProcessor
 from vthinker_plugins.trl.rollout import PolicyBackend
 
 TEXTS = ["ab<code>\nprint(1)\n</code>", "a much longer line of text here<code>\nprint(2)\n</code>"]

@@ -56,7 +56,7 @@ def test_bad_rows_name_the_row_and_field(tmp_path, mathvision_dir):
 
 
 def test_scripted_grpo_command_runs_and_resumes(tiny_model_dir, mathvision_dir, tmp_path, set_checkpoint_weights):
-    """The smoke recipe through the scripted `vthinker grpo` runner (`vthinker_plugins.trl.scripted`): its
+    """The smoke recipe through the scripted `vthinker grpo` runner (`vthinker_plugins.testing.scripted_grpo`): its
     scripted rollouts run code in the sandbox, their rewards differ and the gradient is not zero. A second
     run with more steps resumes from the checkpoint with the checkpoint's weights (one of them set to a
     known value), not the starting ones."""
@@ -67,7 +67,7 @@ def test_scripted_grpo_command_runs_and_resumes(tiny_model_dir, mathvision_dir, 
 
     def run(steps: int) -> str:
         cmd = [
-            sys.executable, "-m", "vthinker_plugins.trl.scripted",
+            sys.executable, "-m", "vthinker_plugins.testing.scripted_grpo",
             "--script", str(ROOT / "recipes" / "grpo_cpu_smoke.script.jsonl"),
             "--config", str(ROOT / "recipes" / "grpo_cpu_smoke.yaml"),
             "--model_name_or_path", str(tiny_model_dir),
@@ -111,7 +111,7 @@ def test_two_processes_with_scripted_tool_rollouts(tiny_model_dir, mathvision_di
     cmd = [
         str(Path(sys.executable).parent / "accelerate"), "launch", "--cpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "-m", "vthinker_plugins.trl.scripted", "--script", str(script),
+        "-m", "vthinker_plugins.testing.scripted_grpo", "--script", str(script),
         "--config", str(ROOT / "recipes" / "grpo_cpu_smoke.yaml"),
         "--model_name_or_path", str(tiny_model_dir), "--dataset", str(mathvision_dir / "testmini.jsonl"),
         "--output_dir", str(out), "--max_steps", "1", "--max_completion_length", "400",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from grpo_helpers import DRAW, make_image, scripted
 from transformers import GenerationConfig
 
-from vthinker_plugins.backends.hf_generate import TransformersGenerator
+from vthinker_plugins.generation.transformers_generator import TransformersGenerator
 from vthinker_plugins.loop import InteractionLoop, LoopConfig
 from vthinker_plugins.sample import Sample
 from vthinker_plugins.trl.rollout import RL_STOP_STRINGS, PolicyBackend, assemble

@@ -197,7 +197,7 @@ def test_max_pixels_reaches_the_processor(tiny_model_dir, rl_parquet, sandbox, t
     pass, also when the processor was loaded without it (TRL loads one when none is given)."""
     from trl.data_utils import prepare_multimodal_messages
 
-    from vthinker_plugins.backends.vllm import image_token_runs
+    from vthinker_plugins.generation.vllm_requests import image_token_runs
 
     trainer = make_trainer(tiny_model_dir, rl_parquet, sandbox, tmp_path, max_pixels=56 * 56, min_pixels=28 * 28)
     row = trainer.train_dataset[0]

@@ -14,8 +14,13 @@ import pytest
 from grpo_helpers import make_image
 
 from vthinker_plugins.backend import GenerationRequest
-from vthinker_plugins.backends.tokens import GenerationJob, SegmentEncoder
-from vthinker_plugins.backends.vllm import PromptMismatchError, check_vllm_prompt, engine_prompt_ids, image_token_runs
+from vthinker_plugins.generation.tokens import GenerationJob, SegmentEncoder
+from vthinker_plugins.generation.vllm_requests import (
+    PromptMismatchError,
+    check_vllm_prompt,
+    engine_prompt_ids,
+    image_token_runs,
+)
 from vthinker_plugins.protocol import DEFAULT_PROMPTS
 from vthinker_plugins.trl.rollout import VLLMColocateGenerator, VLLMServerGenerator
 

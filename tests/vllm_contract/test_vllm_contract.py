@@ -77,7 +77,7 @@ def replay(hf, traj, tail: str = "\nand then some more text"):
 
 def check_placeholders(engine, processor, seen) -> None:
     """vLLM's expansion is the processor's ids, one placeholder range per image with the trainer's count."""
-    from vthinker_plugins.backends.vllm import image_token_runs
+    from vthinker_plugins.generation.vllm_requests import image_token_runs
 
     assert [list(r.prompt_token_ids) for r in engine.requests] == seen
     for request, ids in zip(engine.requests, seen, strict=True):
@@ -133,8 +133,8 @@ def test_trainer_pixel_bounds_reach_vllms_processor(tiny_model_dir) -> None:
     from transformers import AutoProcessor
     from vllm import SamplingParams
 
-    from vthinker_plugins.backends.tokens import SegmentEncoder
-    from vthinker_plugins.backends.vllm import token_prompt
+    from vthinker_plugins.generation.tokens import SegmentEncoder
+    from vthinker_plugins.generation.vllm_requests import token_prompt
     from vthinker_plugins.protocol import DEFAULT_PROMPTS
 
     processor = AutoProcessor.from_pretrained(tiny_model_dir)
@@ -153,7 +153,7 @@ def test_pre_expanded_prompts_are_expanded_again_and_refused(tiny_model_dir, hf_
     colocated generation sends) gets each image's tokens added again; the guard refuses it."""
     from vllm import SamplingParams
 
-    from vthinker_plugins.backends.vllm import PromptMismatchError, check_vllm_prompt
+    from vthinker_plugins.generation.vllm_requests import PromptMismatchError, check_vllm_prompt
 
     hf, sample, _, seen = hf_run
     engine = CPUFrontEnd(str(tiny_model_dir), lambda request: [hf.eos_ids[0]])
@@ -171,7 +171,8 @@ def test_eval_engine_arguments_are_vllms(tiny_model_dir) -> None:
     from vllm import SamplingParams
     from vllm.engine.arg_utils import EngineArgs
 
-    from vthinker_plugins.backends.vllm import VLLMBackend, token_prompt
+    from vthinker_plugins.backends.vllm import VLLMBackend
+    from vthinker_plugins.generation.vllm_requests import token_prompt
 
     bounds = {"min_pixels": 28 * 28, "max_pixels": 56 * 56}
     backend = VLLMBackend(str(tiny_model_dir), llm=object(), max_images=3, max_model_len=4096, **bounds)

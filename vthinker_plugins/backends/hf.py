@@ -1,35 +1,9 @@
 """Hugging Face transformers backend: Qwen2.5-VL, or any ``AutoModelForImageTextToText`` with a chat template.
 
-Token-level, like the GRPO rollouts, through the same core code
-(:mod:`~vthinker_plugins.backends.tokens`, :mod:`~vthinker_plugins.backends.hf_generate`): per
-trajectory (``GenerationRequest.key``) the backend keeps the prompt segment (system + user with
-its images, rendered by :func:`vthinker_plugins.chat.build_prompt`), then for each round the
-token ids exactly as generated and the observation encoded on its own with its new images.
-The next round generates from those ids. Re-rendering the turn as text and re-tokenising it
-would let Qwen's byte-level BPE merge across the ``</code>``/observation boundary and encode the
-model's own text differently from how it was sampled: the model would see other tokens at
-evaluation than in training (SFT and RL both encode the segments separately).
-
-Two exceptions to "ids exactly as generated":
-
-- a last token that runs past the stop string (e.g. ``>\n`` completing ``</code>``) is replaced by
-  the encoding of the text up to the end of the stop string, so the ids and the returned text,
-  which ends at the stop string, say the same thing;
-- a request whose ``assistant_prefix`` does not extend the trajectory's state (no prior state but
-  a non-empty prefix, as in ``benchmarks/hf_reencode.py`` or a resumed conversation; an edited
-  prefix) is served by encoding the prompt, then that prefix as text, once; later rounds extend
-  that state token-wise again.
-
-There is no KV-cache reuse across rounds: each round runs the prefill over the whole sequence
-again (the vision tower on every image, then the text); ``benchmarks/hf_reencode.py`` measures
-that share. Carrying the cache over would save it, but a Qwen2.5-VL cache cannot simply be
-extended: M-RoPE positions of the new images depend on ``image_grid_thw`` and the rope deltas
-are recomputed per prompt.
-
-Batches are left-padded; generation stops at the requests' stop strings (a cheap tail-decoding
-stopping criterion, not ``generate(stop_strings=...)``, which rebuilds vocabulary tables on every
-call), and the returned text includes the stop string. Vision and turn-opening tokens are
-suppressed: a model that emits ``<|image_pad|>`` mid-turn crashes the next round.
+Token-level, like the GRPO rollouts, through the same core (:mod:`vthinker_plugins.generation`): per
+trajectory it keeps the prompt segment, then per round the ids exactly as generated and the observation
+encoded on its own, so the model sees the same tokens as in training, never a re-tokenised text.
+Batches are left-padded; no KV cache is kept across rounds. Design notes: docs/generation.md.
 """
 
 from __future__ import annotations
@@ -43,10 +17,16 @@ from PIL import Image
 
 from vthinker_plugins.backend import Backend, GenerationOutput, GenerationRequest
 from vthinker_plugins.chat import build_prompt
+from vthinker_plugins.generation.tokens import (
+    TOKENIZER_LOCK,
+    GenerationJob,
+    SegmentEncoder,
+    TokenStates,
+    check_image_count,
+    finish_turn_segment,
+)
+from vthinker_plugins.generation.transformers_generator import TransformersGenerator
 from vthinker_plugins.model_family import never_sampled_ids
-
-from .hf_generate import TransformersGenerator
-from .tokens import TOKENIZER_LOCK, GenerationJob, SegmentEncoder, TokenStates, check_image_count, finish_turn_segment
 
 
 def _resolve_dtype(dtype: Any, device: str) -> Any:
@@ -206,7 +186,7 @@ class HFBackend(Backend):
 
     def logits_processors(self, requests: Sequence[GenerationRequest], prompt_length: int) -> list[Any]:
         """Extra ``transformers`` logits processors of one batch (``prompt_length``: its left-padded width);
-        none here. A subclass constrains generation with them (:mod:`~vthinker_plugins.backends.scripted`)."""
+        none here. A subclass constrains generation with them (the ``scripted:`` test spec)."""
         return []
 
     def _generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationOutput]:

@@ -1,24 +1,11 @@
-"""Multi-turn rollouts for GRPO, at the token level.
+"""Multi-turn GRPO rollouts at the token level: :class:`PolicyBackend`, the interaction loop's backend
+for the policy being trained.
 
-:class:`PolicyBackend` is an interaction-loop :class:`~vthinker_plugins.backend.Backend` that
-generates with the policy being trained. It keeps, per rollout, the exact token ids the
-model saw (prompt, generated tokens, observation tokens) and the image features of every
-image in them, so the training forward pass scores precisely what was sampled: text is
-never re-tokenised. The multi-turn logic itself is the one
-:class:`~vthinker_plugins.loop.InteractionLoop`; the token bookkeeping is the core's
-(:mod:`vthinker_plugins.backends.tokens`, shared with the evaluation ``HFBackend``). This module
-adds what only RL needs: logprobs, the trained stop strings, :func:`assemble`, and three ways
-to generate:
-
-- :class:`TransformersGenerator` (core, :mod:`vthinker_plugins.backends.hf_generate`):
-  ``model.generate`` on the (unwrapped) training model;
-- :class:`VLLMColocateGenerator`: TRL's colocated ``vllm.LLM``, through the core's
-  :class:`~vthinker_plugins.backends.vllm.VLLMGenerator` (the evaluation vLLM backend's too);
-- :class:`VLLMServerGenerator`: a ``trl vllm-serve`` server.
-
-Both vLLM paths guard TRL issue #6294 (pre-expanded image tokens expanded again by vLLM): the
-colocated engine is sent one placeholder per image and its expansion must equal the processor's
-token ids; the server's image-token counts must be the processor's; or the step fails loudly.
+It keeps per rollout the exact ids the model saw (prompt, sampled tokens, observation tokens) and the
+features of every image, so the training forward pass scores what was sampled, never a re-tokenised
+text. The loop is the one :class:`~vthinker_plugins.loop.InteractionLoop`; token states and generators
+are the core's (:mod:`vthinker_plugins.generation`). Here: logprobs, RL stop strings, :func:`assemble`,
+and the two vLLM generators of TRL (colocated engine, ``trl vllm-serve``), both guarding TRL issue #6294.
 """
 
 from __future__ import annotations
@@ -30,7 +17,7 @@ from typing import Any
 from PIL import Image
 
 from vthinker_plugins.backend import Backend, GenerationOutput, GenerationRequest
-from vthinker_plugins.backends.tokens import (
+from vthinker_plugins.generation.tokens import (
     TOKENIZER_LOCK,
     GeneratedTokens,
     GenerationJob,
@@ -38,7 +25,7 @@ from vthinker_plugins.backends.tokens import (
     SegmentEncoder,
     TokenStates,
 )
-from vthinker_plugins.backends.vllm import (
+from vthinker_plugins.generation.vllm_requests import (
     PromptMismatchError,
     VLLMGenerator,
     check_vllm_prompt,

@@ -1,15 +1,9 @@
 """``VThinkerGRPOTrainer``: TRL 1.16's GRPO with V-Thinker's sandbox as a multi-turn image tool.
 
-Rollouts enter through TRL's public ``rollout_func``: every rollout of the step runs through the
-project's one :class:`~vthinker_plugins.loop.InteractionLoop` (generate until ``</code>`` or the end of
-the turn, run the code in the sandbox with the rollout's images, append the observation with its image
-tokens, continue; at most ``max_rounds`` code runs and ``max_tool_images`` images). Generation requests
-of all rollouts are batched and the sandbox cells run concurrently on the worker pool while other
-rollouts generate. The result holds the token ids exactly as sampled, ``env_mask`` (0 exactly on
-observation tokens: attended to, never trained), and the sandbox outcomes as the ``tool_statuses``
-reward column. Tool images reach the training forward pass through the TRL seam
-(:mod:`vthinker_plugins.trl.compat`, the one place with private TRL names), after their image-token
-counts are verified, since TRL silently drops all images of a batch when they disagree.
+Every rollout of a step runs through the project's one :class:`~vthinker_plugins.loop.InteractionLoop`
+and enters through TRL's public ``rollout_func`` with its token ids as sampled and ``env_mask`` (0 on
+observation tokens); tool images reach the forward pass through :mod:`vthinker_plugins.trl.compat`.
+Design notes: docs/training.md.
 """
 
 from __future__ import annotations
@@ -22,9 +16,9 @@ from typing import Any
 
 import torch
 
-from vthinker_plugins.backends.hf_generate import TransformersGenerator
-from vthinker_plugins.backends.vllm import image_token_runs
 from vthinker_plugins.factory import RunSettings
+from vthinker_plugins.generation.transformers_generator import TransformersGenerator
+from vthinker_plugins.generation.vllm_requests import image_token_runs
 from vthinker_plugins.loop import Trajectory
 from vthinker_plugins.protocol import IMAGE_PLACEHOLDER
 from vthinker_plugins.sample import Sample
@@ -86,7 +80,7 @@ class VThinkerGRPOTrainer(GRPOTrainerBase):
             (accuracy, format, tool, consistency with a judge) with the paper's weights.
         sandbox: a :class:`sandbox.Sandbox`; default: one built from the ``sandbox_*`` fields.
         rollout_logits_processors: ``f(requests, prompt_length) -> [LogitsProcessor]`` for the
-            transformers generation path (e.g. :mod:`vthinker_plugins.trl.scripted` forces scripted rollouts).
+            transformers generation path (the scripted GRPO smoke forces its rollouts through it).
     """
 
     def __init__(

@@ -1,19 +1,9 @@
 """Token-level bookkeeping of multi-round assistant turns, shared by evaluation and RL.
 
-A V-Thinker turn is built from segments: the prompt (system + user, images expanded),
-then per round the ids the model generated and the sandbox observation encoded on its
-own (with its images). Keeping those ids, rather than re-rendering the turn as text and
-re-tokenising it, means the model always continues exactly the tokens it produced: a
-byte-level BPE would otherwise merge across a ``</code>``/observation boundary, or encode
-its own sampled text differently, and the model would see other tokens than in training.
-
-- :class:`SegmentEncoder` tokenises prompts and observations with the model's processor.
-- :class:`TokenStates` holds each trajectory's ids and image features (keyed by
-  ``GenerationRequest.key``) and turns a request into a :class:`GenerationJob`.
-- A :data:`Generator` (``backends.hf_generate.TransformersGenerator``, ``backends.vllm.VLLMGenerator``)
-  turns jobs into :class:`GeneratedTokens`; the evaluation backends cut them with :func:`finish_turn_segment`.
-
-Framework-free: torch, PIL and the model's processor only.
+A turn is kept as segments of ids (the prompt, then per round the generated ids and the sandbox
+observation encoded on its own), never re-rendered as text, so the model always continues exactly the
+tokens it produced. :class:`SegmentEncoder` tokenises; :class:`TokenStates` keeps each trajectory's ids
+and images. Framework-free: torch, PIL and the model's processor only. Design notes: docs/generation.md.
 """
 
 from __future__ import annotations

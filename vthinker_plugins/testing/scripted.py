@@ -15,10 +15,9 @@ any sample). As a JSONL file, one object per line::
 also exercise scoring. The round index is the number of sandbox observations in
 the assistant prefix, so the script needs no state and works in subprocesses.
 
-The ``scripted:MODEL`` backend spec (:class:`ScriptedHFBackend`, ``script=PATH`` option) is the
-one way in for evaluation (``vthinker run --model scripted:DIR --model-option script=PATH``,
-lmms-eval ``pretrained=scripted:DIR,script=PATH``, VLMEvalKit); GRPO uses
-:func:`scripted_logits_processors` through ``python -m vthinker_plugins.trl.scripted``. The
+The ``scripted:MODEL`` backend spec (``script=PATH`` option) is the one way in for evaluation
+(``vthinker run``, lmms-eval ``pretrained=scripted:DIR,script=PATH``, VLMEvalKit); GRPO uses
+:func:`scripted_logits_processors` through :mod:`vthinker_plugins.testing.scripted_grpo`. The
 production backends and configs have no script options.
 """
 
@@ -129,7 +128,7 @@ def script_token_ids(script: Script, tokenizer: Any, request: GenerationRequest,
 
 def scripted_logits_processors(processor: Any, script: ScriptSource) -> Callable[..., list[Any]]:
     """A ``logits_processors(requests, prompt_length)`` factory (the shape
-    :class:`~vthinker_plugins.backends.hf_generate.TransformersGenerator` and the GRPO trainer's
+    :class:`~vthinker_plugins.generation.transformers_generator.TransformersGenerator` and the GRPO trainer's
     ``rollout_logits_processors`` take) that forces each request to follow ``script``. GRPO rollouts
     are ``rollout0``, ``rollout1``... per process."""
     plan = Script.load(script)
@@ -148,7 +147,7 @@ def make_scripted_backend(model: str, script: ScriptSource | None = None, **opti
     if script is None:
         raise ValueError(f"scripted:{model} needs script=PATH (a JSONL file of {{\"id\", \"rounds\"}} objects)")
     from vthinker_plugins.backends.hf import HFBackend
-    from vthinker_plugins.backends.tokens import TOKENIZER_LOCK
+    from vthinker_plugins.generation.tokens import TOKENIZER_LOCK
 
     class ScriptedHFBackend(HFBackend):
         """:class:`~vthinker_plugins.backends.hf.HFBackend` whose generation follows a script: the real

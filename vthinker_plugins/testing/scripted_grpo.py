@@ -1,10 +1,10 @@
 """GRPO whose rollouts follow a script: the CPU smoke recipe and tests.
 
-    python -m vthinker_plugins.trl.scripted --script recipes/grpo_cpu_smoke.script.jsonl \\
+    python -m vthinker_plugins.testing.scripted_grpo --script recipes/grpo_cpu_smoke.script.jsonl \\
         --config recipes/grpo_cpu_smoke.yaml [--field value ...]
 
 A random model never writes code, so the smoke forces its tokens: the real ``model.generate``
-runs, a logits processor (:func:`~vthinker_plugins.backends.scripted.scripted_logits_processors`)
+runs, a logits processor (:func:`~vthinker_plugins.testing.scripted.scripted_logits_processors`)
 masks all but the script's next token. Everything else is ``vthinker grpo``
 (:mod:`vthinker_plugins.trl.grpo`); the production command and config have no script option.
 Transformers generation only (``use_vllm`` must be off).
@@ -16,13 +16,13 @@ import argparse
 import logging
 import sys
 
-from vthinker_plugins.backends.scripted import scripted_logits_processors
+from vthinker_plugins.testing.scripted import scripted_logits_processors
 from vthinker_plugins.trl import grpo
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m vthinker_plugins.trl.scripted",
+        prog="python -m vthinker_plugins.testing.scripted_grpo",
         description="vthinker grpo with scripted rollouts (every other argument is vthinker grpo's)",
         add_help=False,
     )

@@ -2,7 +2,7 @@
 
 :class:`TransformersGenerator` is the one transformers generation path of the project: the
 evaluation backend (:class:`~vthinker_plugins.backends.hf.HFBackend`) and the GRPO trainer's
-transformers rollouts both call it with :class:`~vthinker_plugins.backends.tokens.GenerationJob`\\ s.
+transformers rollouts both call it with :class:`~vthinker_plugins.generation.tokens.GenerationJob`\\ s.
 """
 
 from __future__ import annotations
