@@ -269,3 +269,17 @@ def test_scripted_spec_is_the_hf_backend_with_forced_tokens(scripted_backend, ti
         check_model(f"scripted:{tiny_model_dir}/missing")
     with pytest.raises(TypeError, match="script"):
         make_backend(str(tiny_model_dir), device="cpu", script={"*": ["x"]})  # production backends take no script
+
+
+def test_backend_specs_from_other_packages_are_entry_points(tiny_model_dir) -> None:
+    """``scripted:`` reaches ``make_backend`` as an entry point of the installed package (no production module
+    names the test tooling); an unregistered ``NAME:`` prefix fails the model check naming the known specs."""
+    from vthinker_plugins.backends import ModelUnavailable, check_model, registered_backend
+    from vthinker_plugins.testing.scripted import make_scripted_backend
+
+    entry_point, path = registered_backend(f"scripted:{tiny_model_dir}")
+    assert entry_point.group == "vthinker_plugins.backends" and path == str(tiny_model_dir)
+    assert entry_point.load() is make_scripted_backend
+    assert registered_backend(f"vllm:{tiny_model_dir}") is None and registered_backend(str(tiny_model_dir)) is None
+    with pytest.raises(ModelUnavailable, match=r"scriptd: is no backend spec \(known: openai:, scripted:, vllm:\)"):
+        check_model(f"scriptd:{tiny_model_dir}")

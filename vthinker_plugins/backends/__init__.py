@@ -6,8 +6,9 @@ spec                   backend
 ``reference``          :class:`ReferenceBackend` — an oracle replaying reference code
 ``openai:MODEL``       :class:`OpenAIBackend` — any OpenAI-compatible chat endpoint
 ``vllm:PATH``          :class:`VLLMBackend` — vLLM offline engine (GPU; optional)
-``scripted:PATH``      the HF backend with its generation forced by ``script=FILE`` (testing; see
-                       :mod:`~vthinker_plugins.backends.scripted`)
+``NAME:PATH``          a backend another package registers under the entry-point group
+                       ``vthinker_plugins.backends`` (this package's test tooling registers
+                       ``scripted:PATH``, the HF backend following ``script=FILE``)
 anything else          :class:`HFBackend` — a local checkpoint folder or hub id
 =====================  ==========================================================
 
@@ -18,12 +19,28 @@ loads neither torch nor openai.
 from __future__ import annotations
 
 import re
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
 from vthinker_plugins.backend import Backend
 
 _HUB_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+_SPEC_PREFIX_RE = re.compile(r"([A-Za-z][\w-]*):(.*)", re.DOTALL)
+
+#: Entry-point group of backend specs ``NAME:PATH`` added by other packages: each entry point is a
+#: factory ``f(path, **options) -> Backend``, and ``PATH`` names a checkpoint folder or hub id.
+BACKEND_ENTRY_POINT_GROUP = "vthinker_plugins.backends"
+_BUILT_IN_PREFIXES = ("openai", "vllm")
+
+
+def registered_backend(spec: str) -> tuple[EntryPoint, str] | None:
+    """The entry point registered for ``spec``'s ``NAME:`` prefix and the rest of the spec, or ``None``."""
+    match = _SPEC_PREFIX_RE.fullmatch(str(spec).strip())
+    if match is None or match.group(1) in _BUILT_IN_PREFIXES:
+        return None
+    found = entry_points(group=BACKEND_ENTRY_POINT_GROUP, name=match.group(1))
+    return (next(iter(found)), match.group(2)) if found else None
 
 
 class ModelUnavailable(ValueError):
@@ -42,14 +59,24 @@ def check_model(spec: str) -> None:
         if not spec.split(":", 1)[1].strip():
             raise ModelUnavailable("openai: needs the served model's name, e.g. openai:gpt-4o")
         return
-    name = spec.split(":", 1)[1] if spec.startswith(("vllm:", "scripted:")) else spec
+    plugin = registered_backend(spec)
+    if plugin is not None:
+        name = plugin[1]
+    else:
+        name = spec.split(":", 1)[1] if spec.startswith("vllm:") else spec
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
             raise ModelUnavailable(f"{name} is not a checkpoint folder (no config.json in it)")
         return
     if not _HUB_ID_RE.fullmatch(name):
-        raise ModelUnavailable(f"no such checkpoint folder: {name} (and not a hub id like Qwen/Qwen2.5-VL-7B-Instruct)")
+        prefix = _SPEC_PREFIX_RE.fullmatch(name)
+        hint = ""
+        if prefix is not None and plugin is None:
+            known = sorted({*_BUILT_IN_PREFIXES, *entry_points(group=BACKEND_ENTRY_POINT_GROUP).names})
+            hint = f"; {prefix.group(1)}: is no backend spec (known: {', '.join(p + ':' for p in known)})"
+        raise ModelUnavailable(f"no such checkpoint folder: {name} (and not a hub id like "
+                               f"Qwen/Qwen2.5-VL-7B-Instruct){hint}")
     from vthinker_plugins import hub
 
     if hub.offline():
@@ -89,10 +116,10 @@ def make_backend(spec: str, **options: Any) -> Backend:
         from .vllm import VLLMBackend
 
         return VLLMBackend(spec.split(":", 1)[1], **options)
-    if spec.startswith("scripted:"):
-        from .scripted import make_scripted_backend
-
-        return make_scripted_backend(spec.split(":", 1)[1], **options)
+    plugin = registered_backend(spec)
+    if plugin is not None:
+        entry_point, path = plugin
+        return entry_point.load()(path, **options)
     from .hf import HFBackend
 
     return HFBackend(spec, **options)
