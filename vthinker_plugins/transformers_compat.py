@@ -1,22 +1,9 @@
 """The seam with transformers' private API: restoring a Trainer checkpoint's weights under their own names.
 
 Written against transformers 5.6.0 (LlamaFactory's environment) and 5.18.0 (TRL's); the version
-test in ``tests/core/test_transformers_compat.py`` fails on any other.
-
-Why it exists: ``save_pretrained`` writes weights in the checkpoint's *original* key names
-(``save_original_format=True``: ``modeling_utils.save_pretrained`` calls
-``core_model_loading.revert_weight_conversion``), e.g. Qwen2.5-VL's ``visual.*`` and
-``model.layers.*``, while the model's own names are ``model.visual.*`` and
-``model.language_model.layers.*``. ``from_pretrained`` maps them back, but ``Trainer`` resuming
-from a checkpoint (``Trainer._load_from_checkpoint``: ``model.load_state_dict(state_dict, False)``,
-or ``trainer_utils.load_sharded_checkpoint``) and ``load_best_model_at_end`` (``_load_best_model``)
-load them verbatim, non-strictly: every renamed weight is reported missing in a log warning and
-keeps its starting value while step, optimizer and scheduler continue.
-
-:class:`CheckpointWeightsMixin` overrides those two Trainer methods for full-weight checkpoints
-on the plain (not DeepSpeed, FSDP, SageMaker or PEFT) path: each file's keys are mapped to the
-model's names by inverting exactly the renaming ``save_pretrained`` applied, and a checkpoint
-that still leaves a model weight unset, or holds a weight the model does not have, is an error.
+test in ``tests/core/test_transformers_compat.py`` fails on any other. Trainer's resume and
+``load_best_model_at_end`` load a checkpoint's original-format keys verbatim, leaving renamed weights
+at their starting values; :class:`CheckpointWeightsMixin` maps them back. Design notes: docs/seams.md.
 """
 
 from __future__ import annotations
@@ -26,6 +13,8 @@ import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from vthinker_plugins.seam_versions import check_tested_versions
 
 logger = logging.getLogger(__name__)
 
@@ -45,17 +34,10 @@ class CheckpointWeightsError(RuntimeError):
 
 def check_transformers_version(version: str | None = None) -> None:
     """Raise with a clear message when transformers is not a version this seam was written against."""
-    if version is None:
-        import transformers
-
-        version = transformers.__version__
-    if version not in TESTED_TRANSFORMERS_VERSIONS:
-        raise RuntimeError(
-            f"vthinker_plugins.transformers_compat was written against transformers "
-            f"{' and '.join(TESTED_TRANSFORMERS_VERSIONS)}, found {version}: re-check Trainer._load_from_checkpoint, "
-            "Trainer._load_best_model and core_model_loading.revert_weight_conversion, then update "
-            "TESTED_TRANSFORMERS_VERSIONS"
-        )
+    check_tested_versions("transformers_compat", {"transformers": TESTED_TRANSFORMERS_VERSIONS},
+                          {"transformers": version},
+                          "Trainer._load_from_checkpoint, Trainer._load_best_model and "
+                          "core_model_loading.revert_weight_conversion")
 
 
 def saved_to_model_names(model: Any) -> dict[str, str]:

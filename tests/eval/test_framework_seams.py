@@ -65,3 +65,8 @@ def test_lmms_eval_task_search_includes_our_folder(tmp_path: Path) -> None:
         assert TaskManager.initialize_tasks._vthinker_folder == str(folder)
     finally:
         TaskManager.initialize_tasks = original
+
+
+def test_results_folder_is_named_after_the_pretrained_model_like_lmms_eval() -> None:
+    assert lmms_compat.results_model_name("pretrained=/models/V-Thinker-7B,device=cpu") == "/models/V-Thinker-7B"
+    assert lmms_compat.results_model_name("") == ""

@@ -86,13 +86,74 @@ def test_readme_says_which_environment_runs_each_command() -> None:
 
 
 def test_production_code_imports_no_test_tooling() -> None:
-    """``vthinker_plugins.testing`` (the tiny model) is used by tests, benchmarks and the ``make-tiny-model``
-    command only: no other module of the package imports it."""
+    """``vthinker_plugins.testing`` (the tiny model, scripted generation) is used by tests, benchmarks and the
+    ``make-tiny-model`` command; the ``scripted:`` backend spec reaches it as an entry point (setup.cfg), so no
+    other module imports it."""
     package = ROOT / "vthinker_plugins"
+    allowed = {package / "cli.py"}
     offenders = [
         str(path.relative_to(ROOT))
         for path in package.rglob("*.py")
-        if package / "testing" not in path.parents and path != package / "cli.py"
+        if package / "testing" not in path.parents and path not in allowed
         and re.search(r"vthinker_plugins\.testing|from \.+testing", path.read_text(encoding="utf-8"))
     ]
     assert not offenders, f"production modules import the test tooling: {offenders}"
+
+
+def test_framework_adapters_depend_on_the_core_never_on_each_other() -> None:
+    """Each framework adapter (``trl``, ``llamafactory``, ``lmms_eval``, ``vlmeval``) imports the core only;
+    token-level generation is the core's (``generation``), which, like the sandbox, imports no adapter; the TRL
+    adapter takes nothing from the evaluation backends."""
+    package = ROOT / "vthinker_plugins"
+    adapters = ("trl", "llamafactory", "lmms_eval", "vlmeval")
+    forbidden = {name: [a for a in adapters if a != name] for name in adapters}
+    forbidden["trl"].append("backends")
+    forbidden["generation"] = [*adapters, "backends", "testing"]
+    offenders = []
+    for folder, names in forbidden.items():
+        regex = rf"^\s*(from|import) (vthinker_plugins\.|\.\.)({'|'.join(names)})\b"
+        offenders += [str(path.relative_to(ROOT)) for path in (package / folder).rglob("*.py")
+                      if re.search(regex, path.read_text(encoding="utf-8"), re.MULTILINE)]
+    offenders += [str(path.relative_to(ROOT)) for path in (ROOT / "sandbox").rglob("*.py")
+                  if re.search(r"^\s*(from|import) vthinker_plugins", path.read_text(encoding="utf-8"), re.MULTILINE)]
+    assert not offenders, f"modules importing across the layers: {offenders}"
+
+
+def test_private_upstream_names_are_used_in_the_seam_modules_only() -> None:
+    """Outside ``*/compat.py`` and ``transformers_compat.py`` no module imports a private name of an upstream
+    framework or reads one (``Upstream._name``, ``upstream.mod._name``) off a name imported from it."""
+    import ast
+
+    upstream = {"trl", "transformers", "lmms_eval", "vlmeval", "llamafactory", "vllm", "accelerate", "datasets",
+                "peft", "deepspeed"}
+
+    def private(name: str) -> bool:
+        return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+    offenders = []
+    for path in sorted((ROOT / "vthinker_plugins").rglob("*.py")):
+        if path.name in ("compat.py", "transformers_compat.py"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        where = str(path.relative_to(ROOT))
+        bound: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] in upstream:
+                        bound.add(alias.asname or alias.name.split(".")[0])
+                        if any(map(private, alias.name.split("."))):
+                            offenders.append(f"{where}:{node.lineno}: import {alias.name}")
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module.split(".")[0] in upstream:
+                for alias in node.names:
+                    bound.add(alias.asname or alias.name)
+                    if any(map(private, [*node.module.split("."), alias.name])):
+                        offenders.append(f"{where}:{node.lineno}: from {node.module} import {alias.name}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and private(node.attr):
+                base = node.value
+                while isinstance(base, ast.Attribute):
+                    base = base.value
+                if isinstance(base, ast.Name) and base.id in bound:
+                    offenders.append(f"{where}:{node.lineno}: {ast.unparse(node)}")
+    assert not offenders, f"private upstream names outside the seam modules: {offenders}"

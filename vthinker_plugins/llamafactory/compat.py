@@ -1,19 +1,10 @@
 """The seam with LlamaFactory's and transformers' private API.
 
-:func:`closing_template_class` overrides LlamaFactory's private ``Template._encode`` for the
-``vthinker_qwen2_vl`` template (:mod:`vthinker_plugins.llamafactory.template`).
-
 Written against LlamaFactory 0.9.5 on transformers 5.6.0; ``tests/llamafactory/test_lf_compat.py``
-fails with a clear message on any other version.
-
-:func:`patch_sft_trainer` makes LlamaFactory's SFT trainer (``llamafactory.train.sft.trainer.
-CustomSeq2SeqTrainer``, stages 1 and 2) restore every weight when a run resumes from a checkpoint
-(``resume_from_checkpoint=``, or LlamaFactory's own resume from the last checkpoint of
-``output_dir``) and with ``load_best_model_at_end``: transformers 5 alone reloads Qwen2.5-VL's
-original-format keys (``visual.*``, ``model.layers.*``) under nothing and keeps the starting
-weights (see :mod:`vthinker_plugins.transformers_compat`). The start-up hook
-(:mod:`vthinker_plugins.llamafactory.hook`) calls it right after LlamaFactory's module has run,
-before ``llamafactory.train.sft.workflow`` imports the class, in every process of a run.
+fails with a clear message on any other version. :func:`closing_template_class` overrides
+LlamaFactory's private ``Template._encode`` for the ``vthinker_qwen2_vl`` template;
+:func:`patch_sft_trainer` makes the SFT trainer restore every weight when a run resumes.
+Design notes: docs/seams.md.
 """
 
 from __future__ import annotations
@@ -22,6 +13,7 @@ import logging
 from types import ModuleType
 from typing import Any
 
+from vthinker_plugins.seam_versions import check_tested_versions
 from vthinker_plugins.transformers_compat import CheckpointWeightsMixin, check_transformers_version
 
 logger = logging.getLogger(__name__)
@@ -33,24 +25,12 @@ SFT_TRAINER_MODULE = "llamafactory.train.sft.trainer"
 
 
 def check_versions(llamafactory_version: str | None = None, transformers_version: str | None = None) -> None:
-    """Raise with a clear message unless LlamaFactory and transformers are the versions this seam was written for."""
-    if llamafactory_version is None:
-        from importlib.metadata import version
-
-        llamafactory_version = version("llamafactory")
-    if transformers_version is None:
-        import transformers
-
-        transformers_version = transformers.__version__
+    """Raise with a clear message unless LlamaFactory and transformers are this seam's versions."""
     check_transformers_version(transformers_version)
-    found = (llamafactory_version, transformers_version)
-    if found != (TESTED_LLAMAFACTORY_VERSION, TESTED_TRANSFORMERS_VERSION):
-        raise RuntimeError(
-            f"vthinker_plugins.llamafactory was written against LlamaFactory {TESTED_LLAMAFACTORY_VERSION} on "
-            f"transformers {TESTED_TRANSFORMERS_VERSION}, found LlamaFactory {llamafactory_version} on transformers "
-            f"{transformers_version}: re-check {SFT_TRAINER_MODULE}.CustomSeq2SeqTrainer and the template "
-            "registry, then update vthinker_plugins/llamafactory/compat.py"
-        )
+    tested = {"LlamaFactory": [TESTED_LLAMAFACTORY_VERSION], "transformers": [TESTED_TRANSFORMERS_VERSION]}
+    check_tested_versions("llamafactory.compat", tested,
+                          {"LlamaFactory": llamafactory_version, "transformers": transformers_version},
+                          f"{SFT_TRAINER_MODULE}.CustomSeq2SeqTrainer and the template registry")
 
 
 def patch_sft_trainer(module: ModuleType) -> bool:

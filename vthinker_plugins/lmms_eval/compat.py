@@ -1,31 +1,35 @@
 """The seam with lmms-eval's internals: every override of lmms-eval code is here.
 
 Written against lmms-eval 0.7.3; ``tests/eval/test_framework_seams.py`` fails with a clear message on
-another version. lmms-eval finds external tasks only through ``--include_path`` and exits 0 after a
-failed evaluation, so the ``lmms_eval`` command (:mod:`vthinker_plugins.lmms_eval.cli`) wraps
+another version. The ``lmms_eval`` command (:mod:`vthinker_plugins.lmms_eval.cli`) wraps
 ``TaskManager.initialize_tasks`` (our task folder in every task search) and
-``lmms_eval.__main__.cli_evaluate_single`` (failures counted, bad data as one line).
+``lmms_eval.__main__.cli_evaluate_single`` (failures counted, bad data as one line), and reads the tracker's
+private model name (result files beside lmms-eval's). Design notes: docs/seams.md.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from vthinker_plugins.seam_versions import check_tested_versions
+
 TESTED_LMMS_EVAL_VERSION = "0.7.3"
 
 
 def check_version(version: str | None = None) -> None:
     """Raise with a clear message unless lmms-eval is the version this seam was written for."""
-    if version is None:
-        from importlib.metadata import version as installed
+    check_tested_versions("lmms_eval.compat", {"lmms-eval": [TESTED_LMMS_EVAL_VERSION]}, {"lmms-eval": version},
+                          "TaskManager.initialize_tasks, lmms_eval.__main__.cli_evaluate_single and "
+                          "GeneralConfigTracker._get_model_name")
 
-        version = installed("lmms_eval")
-    if version != TESTED_LMMS_EVAL_VERSION:
-        raise RuntimeError(
-            f"vthinker_plugins.lmms_eval.compat was written against lmms-eval {TESTED_LMMS_EVAL_VERSION}, found "
-            f"{version}: re-check TaskManager.initialize_tasks and lmms_eval.__main__.cli_evaluate_single, then "
-            "update vthinker_plugins/lmms_eval/compat.py"
-        )
+
+def results_model_name(model_args: str) -> str:
+    """The model name lmms-eval's evaluation tracker names its result folder after (the ``pretrained=``
+    value of ``--model_args``, private ``GeneralConfigTracker._get_model_name``), so our extra result files
+    land beside its own."""
+    from lmms_eval.loggers.evaluation_tracker import GeneralConfigTracker
+
+    return GeneralConfigTracker._get_model_name(model_args)
 
 
 def install_task_path(path: Path) -> Path:

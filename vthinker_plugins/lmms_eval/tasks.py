@@ -1,30 +1,8 @@
 """Task functions for the lmms-eval YAMLs in ``eval_tasks/lmms_eval`` (referenced by dotted path).
 
-Data source
------------
-Each task's YAML points ``dataset_kwargs.data_files`` at a one-row *source file*
-(``source.jsonl``) naming the hub id, the split and an environment variable; the
-task's ``process_docs`` replaces that row by the real data:
-
-- ``VTHINKER_VTBENCH_DATA`` — VTBench: hub id (default ``We-Math/VTBench``), a local
-  parquet/jsonl file or folder, or a ``save_to_disk`` folder (hub schema).
-- ``VTHINKER_MATHVISION_DATA`` — MathVision: hub id (default ``MathLLMs/MathVision``)
-  or a local MATH-V folder (``test.jsonl``, ``testmini.jsonl``, ``images/``, as in
-  ``../shared/data/mathvision``); relative image paths resolve against that folder.
-- ``VTHINKER_WEMATH_DATA`` — We-Math testmini: hub id (default ``We-Math/We-Math``), a local
-  parquet/json file or folder in the hub schema (the GitHub ``testmini.json`` with its image
-  folders too), or VLMEvalKit's ``WeMath.tsv``.
-- ``VTHINKER_VISULOGIC_DATA`` — VisuLogic: hub id (default ``VisuLogic/VisuLogic``, downloaded
-  as its ``data.jsonl`` and ``images.zip``), a local folder in that layout, or VLMEvalKit's
-  ``VisuLogic.tsv``.
-
-A YAML of your own that ``include:``\\ s ours and sets ``dataset_kwargs.data_files``
-to real data (not a source file) also works: ``process_docs`` then keeps the data as
-loaded (MathVision images must then be embedded or absolute paths).
-
-Every doc gets ``vthinker_task`` (the scoring rule), ``vthinker_key`` (unique per
-task and doc: where the model files the trajectory and scoring finds it) and
-``vthinker_base_dir`` (folder for relative image paths).
+Each task's ``process_docs`` replaces the YAML's one-row source file by the real data (hub id or local
+files, chosen by ``VTHINKER_*_DATA``) and gives every doc ``vthinker_task``, ``vthinker_key`` and
+``vthinker_base_dir``. Data sources and doc fields: docs/harnesses.md.
 """
 
 from __future__ import annotations
@@ -452,14 +430,15 @@ def scores_path(args: Any, task: str, suffix: str) -> Path | None:
     (the model name is the ``pretrained=`` ... of ``--model_args``, as lmms-eval's evaluation tracker
     takes it), so models sharing an ``--output_path`` and runs of one model keep separate files.
     ``None`` without ``--output_path``."""
-    from lmms_eval.loggers.evaluation_tracker import GeneralConfigTracker
     from lmms_eval.utils import get_datetime_str, sanitize_model_name
+
+    from .compat import results_model_name
 
     output_path = getattr(args, "output_path", None)
     if not output_path:
         return None
     model_args = getattr(args, "model_args", None) or ""
-    model_name = GeneralConfigTracker._get_model_name(model_args) if isinstance(model_args, str) else ""
+    model_name = results_model_name(model_args) if isinstance(model_args, str) else ""
     timezone = getattr(args, "timezone", None)
     date_id = (get_datetime_str(timezone=timezone) if timezone else get_datetime_str()).replace(":", "-")
     return Path(output_path) / sanitize_model_name(model_name) / f"{date_id}_{task}_{suffix}.json"

@@ -2,19 +2,9 @@
 
 Written against TRL 1.16.0 on transformers 5.18.0; ``tests/trl/test_trl_compat.py`` fails with a clear
 message on any other version. Every private TRL name the GRPO trainer touches is here, nowhere else.
-
-The rollouts themselves enter through TRL's public ``rollout_func`` (token ids, logprobs, the
-observation mask as ``env_mask``, reward columns as extra fields). What no public extension point of
-TRL 1.16 can carry is the tool images into the training forward pass (``recipes/README.md``, "Where
-TRL's public API stops", has the lines): a ``rollout_func`` result is forwarded to the rewards only,
-``_generate`` returns ``images=None`` for it, and ``_generate_and_score_completions`` builds the image
-inputs over prompt + tool images only when ``self.tools`` is truthy and ``_generate`` returned tool
-images. :class:`GRPOTrainerBase` closes that gap with the smallest override: TRL's own ``_generate``
-runs, then the rollouts' completions and images replace its decoded text and ``None``, and a marker
-tool is set for the scoring pass only. It also hands each batch's rows to the rollouts
-(:attr:`GRPOTrainerBase.rollout_rows`; TRL passes ``rollout_func`` the prompts alone), and carries
-:class:`~vthinker_plugins.transformers_compat.CheckpointWeightsMixin`: resuming (and
-``load_best_model_at_end``) restores every weight.
+Rollouts enter through TRL's public ``rollout_func``, but no public extension point carries the tool
+images into the training forward pass: :class:`GRPOTrainerBase` closes that gap with the smallest
+override. Design notes: docs/seams.md.
 """
 
 from __future__ import annotations
@@ -28,6 +18,7 @@ from typing import Any
 from trl import GRPOTrainer
 from trl.models import unwrap_model_for_generation
 
+from vthinker_plugins.seam_versions import check_tested_versions
 from vthinker_plugins.transformers_compat import CheckpointWeightsMixin, check_transformers_version
 
 TESTED_TRL_VERSION = "1.16.0"
@@ -36,23 +27,10 @@ TESTED_TRANSFORMERS_VERSION = "5.18.0"
 
 def check_versions(trl_version: str | None = None, transformers_version: str | None = None) -> None:
     """Raise with a clear message unless TRL and transformers are the versions this seam was written for."""
-    if trl_version is None:
-        import trl
-
-        trl_version = trl.__version__
-    if transformers_version is None:
-        import transformers
-
-        transformers_version = transformers.__version__
     check_transformers_version(transformers_version)
-    found = (trl_version, transformers_version)
-    if found != (TESTED_TRL_VERSION, TESTED_TRANSFORMERS_VERSION):
-        raise RuntimeError(
-            f"vthinker_plugins.trl was written against TRL {TESTED_TRL_VERSION} on transformers "
-            f"{TESTED_TRANSFORMERS_VERSION}, found TRL {trl_version} on transformers {transformers_version}: "
-            "re-check GRPOTrainer._generate, _generate_and_score_completions and the tools path, then update "
-            "vthinker_plugins/trl/compat.py"
-        )
+    check_tested_versions("trl.compat", {"TRL": [TESTED_TRL_VERSION], "transformers": [TESTED_TRANSFORMERS_VERSION]},
+                          {"TRL": trl_version, "transformers": transformers_version},
+                          "GRPOTrainer._generate, _generate_and_score_completions and the tools path")
 
 
 @dataclass

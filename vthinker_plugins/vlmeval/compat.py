@@ -1,11 +1,9 @@
 """The seam with VLMEvalKit's internals (ms-vlmeval): every override of VLMEvalKit code is here.
 
 Written against ms-vlmeval 0.0.20; ``tests/eval/test_framework_seams.py`` fails with a clear message on
-another version. VLMEvalKit has no plugin API for its runner: :func:`vlmeval_parser` reads the runner's
-own argument parser (so ``vthinker vlmeval`` takes exactly its arguments), and :func:`limit_per_task`
-wraps ``vlmeval.run.infer_data_job`` so that ``--limit`` is per task for V-Thinker datasets.
-Datasets and models are registered by adding to VLMEvalKit's registries (:func:`add_datasets`,
-:func:`add_models`), the only way it offers.
+another version. VLMEvalKit has no plugin API: :func:`vlmeval_parser` reads the runner's own argument
+parser, :func:`limit_per_task` makes ``--limit`` per task for V-Thinker datasets, and
+:func:`add_datasets` / :func:`add_models` add to its registries. Design notes: docs/seams.md.
 """
 
 from __future__ import annotations
@@ -15,21 +13,15 @@ import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from vthinker_plugins.seam_versions import check_tested_versions
+
 TESTED_VLMEVAL_VERSION = "0.0.20"
 
 
 def check_version(version: str | None = None) -> None:
     """Raise with a clear message unless ms-vlmeval is the version this seam was written for."""
-    if version is None:
-        from importlib.metadata import version as installed
-
-        version = installed("ms-vlmeval")
-    if version != TESTED_VLMEVAL_VERSION:
-        raise RuntimeError(
-            f"vthinker_plugins.vlmeval.compat was written against ms-vlmeval {TESTED_VLMEVAL_VERSION}, found "
-            f"{version}: re-check vlmeval.run.parse_args and vlmeval.run.infer_data_job, then update "
-            "vthinker_plugins/vlmeval/compat.py"
-        )
+    check_tested_versions("vlmeval.compat", {"ms-vlmeval": [TESTED_VLMEVAL_VERSION]}, {"ms-vlmeval": version},
+                          "vlmeval.run.parse_args and vlmeval.run.infer_data_job")
 
 
 def add_datasets(classes: Sequence[type], exported: Mapping[str, type]) -> None:
