@@ -1,17 +1,11 @@
 """The deterministic checks of the checker-repairer, run before any LMM sees a problem.
 
-In order, each list stopping at its first failure (whose ``reason`` code is the rejection
-reason when no repair fixes it):
+:func:`text_checks` (question, answer, one drawing step), then :func:`render_checks` (the rendered
+figure and interaction cell, and the trajectory through the stage-2 converter), each stopping at its
+first failure, whose ``reason`` is the rejection reason when no repair fixes it. :func:`point_check`
+decides whether the problem's labelled points make a perception row.
 
-- text (:func:`text_checks`): the question, the answer (short, one line, no protocol tags) and
-  exactly one drawing step (V-Interaction-400K rows hold one edited image);
-- rendered (:func:`render_checks`): the image code ran and drew a valid, not blank image within
-  the size limits; the interaction cell ran on it and drew an image that differs from it; the
-  trajectory, as a V-Interaction row, goes through the stage-2 converter
-  (:func:`vthinker_plugins.data.interaction.convert_row`: parsed and re-rendered through
-  ``protocol``) and its answer reads back as the problem's answer.
-
-:func:`point_check` decides whether the problem's labelled points make a perception row.
+Details of each check: docs/data.md.
 """
 
 from __future__ import annotations
@@ -141,20 +135,22 @@ def _image_check(name: str, image: OutputImage, limits: ImageLimits, label: str)
 
 
 def render_checks(row_id: str, problem: Problem, rendered: Rendered, limits: ImageLimits) -> list[Check]:
-    checks = [_cell_check("image_code", rendered.image_cell, "image_code")]
-    if not checks[-1].ok or rendered.image is None:
-        return checks
-    check, original = _image_check("image", rendered.image, limits, "image")
-    checks.append(check)
-    if not check.ok:
-        return checks
-    checks.append(_cell_check("tool_code", rendered.tool_cell, "tool_code"))
-    if not checks[-1].ok or rendered.edited is None:
-        return checks
-    check, edited = _image_check("edited_image", rendered.edited, limits, "edited_image")
-    checks.append(check)
-    if not check.ok:
-        return checks
+    """The figure step, then the drawing step on it: each cell ran and saved a valid image; stops at the
+    first failure."""
+    checks: list[Check] = []
+    pixels: list[np.ndarray] = []
+    steps = (("image_code", rendered.image_cell, "image", rendered.image),
+             ("tool_code", rendered.tool_cell, "edited_image", rendered.edited))
+    for cell_name, cell, image_name, image in steps:
+        checks.append(_cell_check(cell_name, cell, cell_name))
+        if not checks[-1].ok or image is None:
+            return checks
+        check, decoded = _image_check(image_name, image, limits, image_name)
+        checks.append(check)
+        if not check.ok:
+            return checks
+        pixels.append(decoded)
+    original, edited = pixels
     if edited.shape == original.shape:
         changed = int(np.count_nonzero(differs(edited, original, 16)))
         if changed < limits.min_changed_pixels:

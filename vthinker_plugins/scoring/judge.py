@@ -1,28 +1,11 @@
 """LMM/LLM judges over any OpenAI-compatible chat endpoint (vLLM-served Qwen3-VL, GPT-4o, ...).
 
-:class:`Judge` asks binary (0/1) questions and never invents an answer:
+:class:`Judge` asks binary (0/1) questions -- is a drawing right, do two answers agree, does an
+answer follow from its reasoning -- and never invents an answer. Calls are async, retried and cached
+on disk; a call that still fails is reported as ``judge_failed``, never scored. The prompts are this
+project's own (:data:`DEFAULT_JUDGE_PROMPTS`); a file can replace any of them.
 
-- :meth:`Judge.judge_images` — VTBench perception / instruction-guided interaction: the
-  judge sees ``[Original]``, ``[Generated]`` (the model's first sandbox image) and
-  ``[Ground Truth]`` (the annotation) and answers 1 when the drawing is right;
-- :meth:`Judge.judge_answer` — does a prediction state the same answer as the reference;
-- :meth:`Judge.judge_consistency` — does a final answer follow from the end of the
-  reasoning (the RL consistency reward).
-
-Calls are async and bounded by ``concurrency``; each is retried ``retries`` times with
-exponential backoff on HTTP errors, timeouts and malformed replies; what still fails
-comes back as ``JudgeResult(value=None, status="failed")`` and is counted in
-:attr:`Judge.stats` — callers report it as ``judge_failed`` and never score it.
-Successful verdicts are cached on disk (``cache_path``, JSONL keyed by a hash of the
-model, the prompt and every image and text of the request), so re-runs and other
-processes sharing the file do not pay twice.
-
-Prompts are in this project's own words (:data:`DEFAULT_JUDGE_PROMPTS`). The VTBench
-dataset card asks evaluators to use its revised instruction-guided prompt verbatim:
-save that text to a file and pass ``prompt_files={"instruction": "that.txt"}`` (or
-``VTHINKER_JUDGE_PROMPT_INSTRUCTION=that.txt``). A prompt file's text is sent as is;
-``{question}`` / ``{instruction}`` / ``{prediction}`` / ``{gold}`` / ``{reasoning}`` /
-``{answer}`` in it are filled in when present, otherwise the task text is appended.
+Design notes (failures, cache, the official VTBench prompt): docs/scoring.md.
 """
 
 from __future__ import annotations
@@ -220,18 +203,14 @@ class _JudgeCache:
 class Judge:
     """An async 0/1 judge over an OpenAI-compatible ``/chat/completions`` endpoint.
 
+    ``base_url``, ``model`` and ``api_key``, and in ``client_options`` ``concurrency``, ``timeout``, ``retries``
+    and ``backoff``, are the :class:`~vthinker_plugins.llm_client.ChatClient`'s (which retries 5xx/408/409/429,
+    timeouts and malformed replies; other 4xx answers fail at once).
+
     Args:
-        base_url: endpoint root, e.g. ``http://host:8000/v1`` (vLLM) or ``https://api.openai.com/v1``.
-        model: the served model name (e.g. ``Qwen/Qwen3-VL-235B-A22B-Instruct``, ``gpt-4o``).
-        api_key: defaults to ``OPENAI_API_KEY``, else a placeholder (vLLM ignores it).
-        concurrency: most requests in flight at once.
-        timeout: seconds per request.
-        retries: further attempts after a failed one (HTTP 5xx/408/429, connection error, timeout,
-            malformed reply); other 4xx answers (bad key, unknown model) fail at once.
         cache_path: JSONL file caching successful verdicts across runs; ``None`` = no cache.
         prompt_files: task (``perception``/``instruction``/``answer``/``consistency``) -> text file
             replacing that task's default prompt (e.g. the official VTBench prompt).
-        backoff: first retry delay in seconds; doubled per attempt (with jitter), capped at 30 s.
         max_tokens: reply budget; raise it for judges that think before answering.
     """
 
@@ -240,25 +219,21 @@ class Judge:
         base_url: str,
         model: str,
         api_key: str | None = None,
-        concurrency: int = 8,
-        timeout: float = 60,
-        retries: int = 3,
         cache_path: str | Path | None = None,
         *,
         prompt_files: Mapping[str, str | Path] | None = None,
-        backoff: float = 1.0,
         temperature: float = 0.0,
         max_tokens: int = 64,
+        **client_options: Any,
     ):
-        if concurrency < 1:
-            raise ValueError("judge concurrency must be at least 1")
-        self.base_url = base_url
-        self.model = model
-        self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-        self.concurrency = concurrency
-        self.timeout = timeout
-        self.retries = max(0, retries)
-        self.backoff = backoff
+        #: calls, ok, failed, cached, retried, http_error, timeout, malformed
+        self.stats: collections.Counter[str] = collections.Counter()
+        # The shared client does the asking (concurrency, timeout, retries with backoff) and counts
+        # retried/timeout/http_error/malformed into the same counter, under the same lock.
+        self._chat = ChatClient(base_url, model, api_key, stats=self.stats, **client_options)
+        self._stats_lock = self._chat._lock
+        for name in ("base_url", "model", "api_key", "concurrency", "timeout", "retries", "backoff"):
+            setattr(self, name, getattr(self._chat, name))
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.prompts = dict(DEFAULT_JUDGE_PROMPTS)
@@ -272,13 +247,6 @@ class Judge:
             self.prompts[task] = text
             self._custom_prompts.add(task)
         self.cache = _JudgeCache(cache_path) if cache_path else None
-        #: calls, ok, failed, cached, retried, http_error, timeout, malformed
-        self.stats: collections.Counter[str] = collections.Counter()
-        # The shared client does the asking (concurrency, timeout, retries with backoff) and counts
-        # retried/timeout/http_error/malformed into the same counter, under the same lock.
-        self._chat = ChatClient(base_url, model, self.api_key, concurrency=concurrency, timeout=timeout,
-                                retries=self.retries, backoff=backoff, stats=self.stats)
-        self._stats_lock = self._chat._lock
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Judge | None:
