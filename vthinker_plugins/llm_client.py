@@ -2,15 +2,8 @@
 
 The judges of :mod:`vthinker_plugins.scoring.judge` and the generator and checker of the data
 flywheel (:mod:`vthinker_plugins.flywheel`) all ask a question and read a structured reply.
-:class:`ChatClient` does the part they share: bounded concurrency, a per-request timeout,
-retries with exponential backoff (and jitter) on HTTP 5xx/408/409/429, connection errors,
-timeouts and replies the caller's ``parse`` rejects. Other 4xx answers (bad key, unknown
-model, malformed request) fail at once: retrying cannot help. What still fails comes back as
-``ChatReply(status="failed")`` with the last error; the client never raises for the server's
-faults.
-
-httpx connections belong to one event loop, so the client keeps one ``AsyncOpenAI`` per
-running loop (sync callers that run a fresh loop per call get a fresh connection pool).
+:class:`ChatClient` does the part they share: bounded concurrency, a per-request timeout, retries
+with backoff, and a ``failed`` reply rather than an exception for the server's faults.
 """
 
 from __future__ import annotations
@@ -64,6 +57,13 @@ def text_part(text: str) -> dict[str, Any]:
 
 class ChatClient:
     """Ask an OpenAI-compatible ``/chat/completions`` endpoint, with retries.
+
+    Retries (exponential backoff with jitter) on HTTP 5xx/408/409/429, connection errors, timeouts and
+    replies the caller's ``parse`` rejects. Other 4xx answers (bad key, unknown model, malformed
+    request) fail at once: retrying cannot help. What still fails comes back as
+    ``ChatReply(status="failed")`` with the last error; the client never raises for the server's
+    faults. httpx connections belong to one event loop, so the client keeps one ``AsyncOpenAI`` per
+    running loop (sync callers that run a fresh loop per call get a fresh connection pool).
 
     Args:
         base_url: endpoint root, e.g. ``http://host:8000/v1`` (vLLM) or ``https://api.openai.com/v1``.

@@ -1,13 +1,10 @@
 """The interaction loop: generate -> run code in the sandbox -> feed the result back -> ...
 
-This is the only implementation of V-Thinker's multi-turn protocol. Evaluation
-(``vthinker run``, lmms-eval, VLMEvalKit) and RL rollouts (the GRPO trainer) all
-drive it through a :class:`Backend`, so the text a model sees is the same
-everywhere.
-
-Many samples advance together: a single scheduler batches whatever generation
-requests are pending into one backend call (in a worker thread), while the
-trajectories that wait for the sandbox run their cells concurrently on the pool.
+The only implementation of V-Thinker's multi-turn protocol: evaluation (``vthinker run``, lmms-eval,
+VLMEvalKit) and RL rollouts (the GRPO trainer) all drive it through a :class:`Backend`, so the text a
+model sees is the same everywhere. Many samples advance together: one scheduler batches the pending
+generation requests into one backend call (in a worker thread), while the trajectories that wait for
+the sandbox run their cells concurrently on the pool.
 """
 
 from __future__ import annotations

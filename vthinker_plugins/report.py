@@ -1,23 +1,11 @@
 """The HTML report of a ``vthinker run``: one page per run, bounded in size.
 
-Each sample shows the question and input image(s), every round's text, its code,
-the sandbox status/output and the images the code produced, the final answer,
-the ground truth (and the ground-truth drawing for VTBench perception and
-instruction items) and the verdict. A filter at the top shows only the wrong
-answers (or the errors, the unscored rows, the correct ones); it is plain HTML and
-CSS, no script.
+Each sample shows its inputs, every round (text, code, sandbox output and images), the answer, the
+ground truth and the verdict; a filter in plain HTML and CSS (no script) shows only the wrong, error,
+unscored or correct rows. Images are thumbnails (default), links or embedded in full (``images=``,
+``vthinker run --report-images``); embedding stops at ``max_embedded_bytes``.
 
-Images (``images=``, ``vthinker run --report-images``):
-
-- ``thumbnails`` (default): each image embedded as a thumbnail of at most
-  :data:`THUMBNAIL_PX` pixels a side, linked to the full-size file beside the report;
-  the page opens anywhere, the full-size images need the run folder.
-- ``links``: ``<img>`` tags point at the files under ``images/``; the smallest page,
-  it needs the run folder.
-- ``embed``: every image embedded at full size; one self-contained file.
-
-Embedded images stop at ``max_embedded_bytes`` (default 64 MiB): the later ones are
-links, and the page says so.
+Design notes: docs/scoring.md.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """``vthinker run``: a model through the code loop on a benchmark, scored, with a report.
 
-    vthinker run                                   # built-in default, no GPU/hub needed
     vthinker run --benchmark vtbench --model /models/V-Thinker-7B --eval
-    vthinker run --benchmark mathvision-testmini --data ../shared/data/mathvision --model openai:gpt-4o --eval
 
-Outputs in ``--output`` (default ``runs/<benchmark>__<model>``): ``results.jsonl`` (appended as samples
-finish), ``images/``, ``run.json``, ``summary.json``, ``report.html``. A re-run resumes; other scoring
-settings re-score the stored rows without generating them again. The folder, resume plan and re-scoring
-are :mod:`vthinker_plugins.runs`; the parts of the run come from :mod:`vthinker_plugins.factory`.
-Details: ``docs/run.md``.
+The run folder, resume plan and re-scoring are :mod:`vthinker_plugins.runs`; the parts of the run come
+from :mod:`vthinker_plugins.factory`. Outputs, resume and re-scoring: docs/run.md.
 """
 
 from __future__ import annotations

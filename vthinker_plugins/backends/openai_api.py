@@ -1,22 +1,9 @@
 """Any OpenAI-compatible chat endpoint (vLLM/SGLang servers, OpenAI, other hosted APIs).
 
-Images travel as ``data:image/png;base64,...`` URLs. Two ways to continue a
-partial assistant turn, chosen by ``mode``:
-
-``prefill`` (vLLM and SGLang servers)
-    The assistant prefix, sandbox images included, is sent as a trailing
-    assistant message with ``continue_final_message=True, add_generation_prompt=False``
-    (vLLM's extra request fields), so the model continues its own turn exactly as
-    V-Thinker was trained. ``include_stop_str_in_output=True`` keeps ``</code>``.
-``turns`` (the fallback for APIs without assistant prefill, e.g. OpenAI's)
-    Each finished round becomes an assistant message and each sandbox observation
-    a user message carrying the images; the model answers in a new assistant
-    message. The concatenated text is identical; what the model sees differs only
-    in the turn markers around the observations.
-
-``auto`` (default) picks ``prefill`` for a self-hosted ``base_url`` and ``turns``
-for api.openai.com. OpenAI strips the stop string from the reply; it is put back
-when the reply ends inside an open ``<code>``/``<answer>`` block.
+Images travel as ``data:image/png;base64,...`` URLs. A partial assistant turn is continued by
+``prefill`` (vLLM/SGLang servers: the model continues its own turn) or ``turns`` (APIs without
+assistant prefill, e.g. OpenAI's); ``auto`` (default) picks by ``base_url``.
+The modes in detail: docs/generation.md.
 """
 
 from __future__ import annotations

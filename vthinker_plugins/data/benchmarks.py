@@ -1,17 +1,10 @@
 """Benchmark loaders: VTBench (three tasks), MathVision, We-Math and VisuLogic, from the hub or local files.
 
->>> samples = load_benchmark("mathvision-testmini", data="../shared/data/mathvision", limit=8)
->>> samples = load_benchmark("vtbench-reasoning")          # We-Math/VTBench from the hub
->>> samples = load_benchmark("wemath")                     # We-Math/We-Math, testmini
->>> samples = load_benchmark("visulogic", data="VisuLogic.tsv")  # VLMEvalKit's TSV
->>> samples = load_benchmark("path/to/my_vtbench.parquet")  # format detected from the columns
+:func:`load_benchmark` reads a benchmark from the hub, or from local data in the upstream layouts
+(or any file whose columns reveal its format), and returns ``Sample`` rows decoded lazily, so
+``limit`` keeps loading cheap.
 
-A local ``data`` may be a parquet/jsonl/json/TSV file, a folder of them (the MATH-V GitHub
-layout with ``test.jsonl``/``testmini.jsonl`` and ``images/``, the We-Math GitHub layout
-with ``testmini.json`` and its image folders, and the VisuLogic hub layout with
-``data.jsonl`` and ``images.zip`` load as they are), or a ``save_to_disk`` folder. A
-VLMEvalKit TSV (base64 ``image`` column) loads too. Rows are decoded lazily, so ``limit``
-keeps loading cheap.
+Examples and accepted local layouts: docs/data.md.
 """
 
 from __future__ import annotations

@@ -1,20 +1,11 @@
 """``vthinker convert perception|interaction``: hub or local data -> LlamaFactory sharegpt data.
 
-Examples::
+The output folder is LlamaFactory's ``dataset_dir`` (shards, images, a ``dataset_info.json`` entry);
+re-running resumes, and every excluded row is listed with its reason. ``--cutoff-len N --tokenizer
+CKPT`` also excludes interaction samples LlamaFactory would truncate through their image tokens
+(:mod:`vthinker_plugins.data.lengths`).
 
-    vthinker convert perception  --source We-Math/V-Perception-40K  --out data/llamafactory
-    vthinker convert interaction --source We-Math/V-Interaction-400K --split train_part1,train_part2 \\
-        --out data/llamafactory --num-proc 8 --verify
-
-The output folder is LlamaFactory's ``dataset_dir``: it receives the shards, the images and a
-``dataset_info.json`` entry (``v_perception`` / ``v_interaction`` unless ``--name``). Re-running
-the same command resumes an interrupted conversion. Excluded rows are listed with id and reason
-in ``reports/<name>/excluded.jsonl``; the run ends with a count per reason.
-
-``--cutoff-len N --tokenizer CKPT`` (interaction) excludes samples longer than LlamaFactory's
-``cutoff_len`` (reason ``too_long``), counted as LlamaFactory counts them
-(:mod:`vthinker_plugins.data.lengths`): LlamaFactory would truncate them through their image tokens
-and training would crash. Without it the summary says that lengths were not checked.
+Examples and details: docs/data.md.
 """
 
 from __future__ import annotations

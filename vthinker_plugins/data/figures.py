@@ -1,17 +1,11 @@
 """Programmatic figures with exact pixel-coordinate answers (V-Perception style).
 
-Each generator draws one figure as a short PIL program and asks one question about it.
-The program *is* the figure: :func:`render` executes it, and the same text is stored as the
-sample's ``python_code``, so anyone can re-create the image. Answers are computed from the
-coordinates the program draws at (not measured from pixels), and rounded to integers.
+Each generator draws one figure as a short PIL program and asks one question about it. The program
+is stored as the sample's ``python_code`` and :func:`render` runs it, so the image can be re-created,
+and answers come from the coordinates drawn at, not from pixels. Levels follow V-Perception
+(``surface``, ``semantic``, ``integrated``).
 
-Canvas sides are multiples of 28 (Qwen2.5-VL's patch x merge size) and far below
-``image_max_pixels``, so neither LlamaFactory nor the processor resizes the image and the
-labelled coordinates stay valid.
-
-Levels follow V-Perception: ``surface`` (where is labelled element X), ``semantic`` (find the
-element with a property: peak vertex, circle centre, angle vertex, tallest bar) and
-``integrated`` (compute a point that is not drawn as such: midpoint, intersection, crossing).
+Design notes (canvas sizes, levels): docs/data.md.
 """
 
 from __future__ import annotations

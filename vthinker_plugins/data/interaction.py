@@ -1,18 +1,11 @@
 """V-Interaction-400K rows -> stage-2 samples in V-Thinker's in-turn format.
 
-A row (``id, question, image, original_img_code, edited_image, tool_code, CoT_with_code,
-answer``) holds one reasoning text with ``<code>`` blocks and the image its tool code
-produced. The converter rewrites it into exactly the assistant text the interaction loop
-produces at inference (:attr:`vthinker_plugins.loop.Trajectory.text`): the model's
-text up to and including ``</code>``, then ``protocol.observation_text("<image>")``, then
-the model's next text, ending in ``<think>...</think><answer>...</answer>``.
+:func:`convert_row` rewrites a row's reasoning text and tool image into exactly the assistant text
+the interaction loop produces at inference, split into assistant / observation messages for
+LlamaFactory (observations masked from the labels). Rows whose text and images disagree raise
+:class:`RowExcluded` with a reason code; none is dropped silently.
 
-For LlamaFactory the assistant turn is split into assistant / observation / assistant ...
-messages; the ``vthinker_qwen2_vl`` template concatenates them bare, so the rendered
-text is the same and the observations are masked from the labels.
-
-Rows whose text and images disagree are never dropped silently: :func:`convert_row`
-raises :class:`RowExcluded` with a reason code (counted in the conversion summary).
+Design notes (row schema, rendering): docs/data.md.
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
 """``vthinker make-interaction-sample``: a small V-Interaction-400K-format sample the project generates
 itself, so the LlamaFactory stage-2 smoke runs without the hub.
 
-Each row is a figure of :mod:`vthinker_plugins.data.vtbench_sample` (right triangle, rectangle, circle)
-with its interactive-reasoning question, one tool-code step (the first round of the figure's reference
-solution, e.g. "mark the midpoint M of BC"), the image that code draws, a reasoning text holding the
-code in a ``<code>`` block, and the answer -- in exactly the hub schema of V-Interaction-400K (``id,
-question, image, original_img_code, edited_image, tool_code, CoT_with_code, answer``; images embedded
-as PNG in parquet). ``vthinker convert interaction --verify`` re-runs every tool code in the sandbox
-and keeps every row. Deterministic for a seed.
+Rows are figures of :mod:`vthinker_plugins.data.vtbench_sample`, each with one tool-code step, in the
+hub schema of V-Interaction-400K. Deterministic for a seed.
 
-    vthinker make-interaction-sample data/interaction_sample.parquet --n 12
-    vthinker convert interaction --source data/interaction_sample.parquet --out data/llamafactory --verify
-    llamafactory-cli train llamafactory_configs/smoke/stage2_cpu.yaml \\
-        model_name_or_path=/tmp/tiny-qwen dataset_dir=data/llamafactory output_dir=saves/smoke/stage2
+Row contents and the smoke commands: docs/data.md.
 """
 
 from __future__ import annotations

@@ -1,24 +1,11 @@
 """Token length of a stage-2 sample exactly as LlamaFactory 0.9.5 encodes it (``vthinker_qwen2_vl``).
 
-LlamaFactory truncates a sample longer than ``cutoff_len`` (``infer_seqlen`` cuts the source and/or
-target of a turn, later turns are dropped) without regard to image tokens. A V-Interaction sample
-cut through its ``<|image_pad|>`` run, or whose observation turn (holding the edited image) is
-dropped, keeps all its images: the model then sees fewer image tokens than image features and
-training stops with ``Image features and image tokens do not match``. LlamaFactory 0.9.5 has no
-option to drop such samples instead, so ``vthinker convert interaction --cutoff-len N --tokenizer
-CKPT`` excludes them before training (reason ``too_long``), counting what LlamaFactory will count:
+LlamaFactory truncates samples longer than ``cutoff_len`` regardless of image tokens, and a
+V-Interaction sample cut through its images makes training crash; 0.9.5 cannot drop such samples
+itself. :class:`LengthCounter` counts text and image tokens as LlamaFactory will, so that
+``vthinker convert interaction --cutoff-len`` can exclude them first (reason ``too_long``).
 
-- text: the sharegpt messages rendered by the ``vthinker_qwen2_vl`` template (system and user in
-  ChatML, assistant and observation bare, ``<|im_end|>\\n`` after the last assistant message), each
-  template element tokenized on its own as LlamaFactory does, with the checkpoint's tokenizer;
-- images: each ``<image>`` becomes ``<|vision_start|>`` + n x ``<|image_pad|>`` + ``<|vision_end|>``,
-  n = patches / merge_size**2 of the image as LlamaFactory's Qwen2-VL plugin resizes it
-  (``image_max_pixels`` / ``image_min_pixels``, sides of at least 28, aspect ratio at most 200)
-  and the checkpoint's image processor then ``smart_resize``-s it (its own min/max pixels,
-  patch size and merge size).
-
-The image-pad run adds exactly n tokens (added special tokens are never merged with their
-neighbours), so the text is tokenized with an empty run and n added per image.
+Design notes (how text and image tokens are counted): docs/data.md.
 """
 
 from __future__ import annotations

@@ -1,14 +1,11 @@
 """V-Perception-40K rows -> stage-1 (perception alignment) samples.
 
-A row (``id, image, question, answer, python_code, element_arrtibute``) asks for pixel
-coordinates of elements of a rendered figure; the answer is a dict such as
-``{'P4': (280, 80)}``. The sample is one user turn (image + question) and one assistant
-turn (the answer, verbatim).
+A row asks for pixel coordinates of elements of a rendered figure; the sample is one user turn
+(image + question) and one assistant turn (the answer, verbatim). Rows larger than ``max_pixels``
+(LlamaFactory would resize them, moving every point) or with points outside the image are excluded
+with a reason.
 
-Point labels are only valid on the image as stored: LlamaFactory resizes any image above
-``image_max_pixels`` before the processor sees it, which would silently move every point.
-Rows larger than ``max_pixels`` and rows whose points fall outside the image are excluded
-with a reason instead.
+Design notes: docs/data.md.
 """
 
 from __future__ import annotations

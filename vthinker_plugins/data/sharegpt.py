@@ -1,20 +1,10 @@
 """Write converted samples as LlamaFactory sharegpt data: shards + image files + ``dataset_info.json``.
 
-Layout under the output folder (``dataset_dir`` for LlamaFactory; relative image paths
-resolve against it)::
+The input is streamed in shards of ``shard_size`` rows, converted in ``num_proc`` worker processes
+and written as they finish, so memory does not grow with the input and an interrupted run resumes
+where it stopped.
 
-    dataset_info.json                 entries for every dataset written here
-    <name>/<split>-00000.jsonl        the samples (a flat folder of one file type)
-    images/<name>/<split>-00000/...   the image files the samples point to
-    reports/<name>/manifest.json      what was converted with which options
-    reports/<name>/<split>-00000.json per-shard report (its presence marks the shard done,
-                                      unless its converter raised: then it is redone)
-    reports/<name>/excluded.jsonl     every excluded row: id, reason, detail
-    reports/<name>/summary.json       counts per reason
-
-The input is read as a stream and cut into shards of ``shard_size`` rows; shards are
-converted in worker processes (``num_proc``) and written as they finish, so memory does not
-grow with the input and an interrupted run resumes where it stopped.
+Output layout: docs/data.md.
 """
 
 from __future__ import annotations

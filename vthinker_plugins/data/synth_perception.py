@@ -1,14 +1,10 @@
 """``vthinker synth-perception``: synthesise V-Perception-style data (figures + pixel-coordinate answers).
 
-Example::
+The output has V-Perception-40K's schema, so the stage-1 converter takes it as is. Sample ``i``
+depends only on ``(seed, i)``: the data are the same for any ``--num-proc``, and an interrupted run
+resumes from its finished shards.
 
-    vthinker synth-perception --num 20000 --out data/synth_perception --seed 0 --num-proc 8
-    vthinker convert perception --source data/synth_perception/data --out data/llamafactory --name synth_perception
-
-The output has V-Perception-40K's schema (``id, image, question, answer, python_code,
-element_arrtibute``; images embedded in parquet), so the stage-1 converter takes it as is.
-Sample ``i`` depends only on ``(seed, i)``: the data are the same for any ``--num-proc``, and an
-interrupted run resumes from its finished shards.
+Example and schema: docs/data.md.
 """
 
 from __future__ import annotations

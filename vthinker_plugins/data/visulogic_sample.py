@@ -1,14 +1,10 @@
 """A small VisuLogic-format sample that the project generates itself (no hub needed).
 
-Each row is a visual puzzle drawn from code: a sequence of panels that follows a rule
-(one more dot per panel, a dot walking around the corners, colours alternating), a
-panel with ``?``, and four candidate panels ``A``-``D`` beneath; the gold letter is the
-candidate that continues the rule. Rows cycle through VisuLogic's six reasoning
-categories. It is written in the layout of the hub repository ``VisuLogic/VisuLogic``:
-a folder with ``data.jsonl`` (``id, question, label, image_path, tag``) and
-``images.zip`` holding ``images/<id>.png``. Deterministic for a seed.
+Each row is a visual puzzle drawn from code (panels following a rule, a ``?`` panel, four candidate
+panels ``A``-``D``); rows cycle through VisuLogic's six reasoning categories and are written in the
+layout of the hub repository ``VisuLogic/VisuLogic``. Deterministic for a seed.
 
-    vthinker make-visulogic-sample data/visulogic_sample --n 12
+Puzzle rules, layout and command: docs/data.md.
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
 """A small VTBench-format sample that the project generates itself (no hub needed).
 
-Each row is a geometry figure rendered from code (right triangle with a median,
-rectangle with a diagonal, circle with a chord) with questions for all three
-VTBench tasks, the reference tool code that solves each, the ground-truth
-annotation images (the reference code's output) and the answers. It is written
-as parquet with embedded images in exactly the hub schema of ``We-Math/VTBench``
-(``id, image, annotation_instruction, annotation_perception, question_reasoning,
-answer_reasoning, question_perception, question_instruction, answer_instruction``)
-plus extra columns ``code_perception``, ``code_instruction``, ``code_reasoning``
-(list: one string per round; later rounds draw on the latest image, ``image_paths[-1]``)
-and ``figure_code``. Deterministic for a seed.
+Each row is a geometry figure rendered from code, with questions for all three VTBench tasks, the
+reference tool code that solves each, the ground-truth annotations and the answers, written as
+parquet in the hub schema of ``We-Math/VTBench`` plus code columns. Deterministic for a seed.
 
-    vthinker make-vtbench-sample data/vtbench_sample.parquet --n 6 --seed 0
+Schema and command: docs/data.md.
 """
 
 from __future__ import annotations

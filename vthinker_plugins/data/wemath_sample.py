@@ -1,18 +1,10 @@
 """A small We-Math-format sample that the project generates itself (no hub needed).
 
-We-Math groups its problems: a multi-step problem (``key`` ``2steps_multi`` /
-``3steps_multi``) comes with one single-step problem per knowledge concept it needs
-(``2steps_1``, ``2steps_2``, ...), all sharing the group's ``ID``. The four-dimensional
-metrics compare the answers inside each group. This sample has the same structure, with
-figures drawn from code (rectangle, circle, square with a diagonal) and computed answers,
-written as parquet with embedded images in the hub schema of ``We-Math/We-Math``
-(``ID, split, knowledge concept, question, option, answer, image_path, key, question
-number, knowledge concept description``). Deterministic for a seed.
+It has We-Math's group structure (a multi-step problem with one single-step problem per knowledge
+concept, sharing an ``ID``) that the four-dimensional metrics compare, with figures drawn from code
+and computed answers, in the hub schema of ``We-Math/We-Math``. Deterministic for a seed.
 
-    vthinker make-wemath-sample data/wemath_sample.parquet --two-step 4 --three-step 2
-
-``--testmini-layout`` writes as many groups as the real testmini (360 two-step and 165
-three-step groups: 1,740 problems).
+Schema, options and command: docs/data.md.
 """
 
 from __future__ import annotations

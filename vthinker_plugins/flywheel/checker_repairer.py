@@ -1,17 +1,11 @@
 """One task through synthesis and the coordinated checker-repairer.
 
-The generator writes a problem; deterministic checks run first (:mod:`.checks`: text, then the
-figure and the interaction cell rendered in the sandbox, then the trajectory through the stage-2
-converter); a problem that passes them goes to the LMM checker (:mod:`.checker`), when there is
-one. A failing problem goes back to the generator as a repair request with the failure as
-feedback (and, with ``repair_images``, the images it drew), up to ``max_repairs`` rounds. Every
-attempt -- the problem as read (or the unreadable reply), each check, the checker's verdict and the
-outcome -- is kept in :attr:`Outcome.attempts`.
+The generator writes a problem; deterministic checks (:mod:`.checks`), then the LMM checker
+(:mod:`.checker`) review it, and a failing problem goes back to the generator with the failure as
+feedback, up to ``max_repairs`` rounds. Every attempt is kept in :attr:`Outcome.attempts`; the
+outcome is ``accepted``, ``rejected`` (with a reason) or ``error`` (an endpoint stayed down).
 
-Outcomes: ``accepted``; ``rejected`` with the reason of the last failing round (malformed JSON,
-code that crashed or hung, blank or huge images, an answer that contradicts the checker, ...);
-``error`` when an endpoint stayed unreachable after its retries (not the problem's fault: the task
-is tried again when the run is resumed).
+Design notes: docs/data.md.
 """
 
 from __future__ import annotations

@@ -1,15 +1,11 @@
 """``vthinker flywheel run|graph|evolve|merge|serve-scripted``: the data evolution flywheel.
 
-    vthinker flywheel run                        # built-in default: a local SCRIPTED server, not a model
-    vthinker flywheel run --base-url http://gpu-host:8000/v1 --model Qwen/Qwen2.5-VL-72B-Instruct \\
-        --num 10000 --out runs/fw --num-shards 8 --shard-index 0
-    vthinker flywheel merge runs/fw
-    vthinker convert interaction --source runs/fw/interaction --out data/llamafactory --name flywheel
-
 Without ``--base-url`` the generator and the checker are the scripted server of
-:mod:`vthinker_plugins.flywheel.scripted`, started on 127.0.0.1 by the command itself: templated
-problems, no model. It checks the pipeline (HTTP client, sandbox, checks, repairs, expansions,
-outputs) offline; real data needs a real model behind an OpenAI-compatible endpoint (vLLM, ...).
+:mod:`vthinker_plugins.flywheel.scripted` (templated problems, NOT a model), started on 127.0.0.1 by
+the command itself, which checks the pipeline offline. Real data needs a real model behind an
+OpenAI-compatible endpoint (vLLM, ...).
+
+Examples: docs/data.md.
 """
 
 from __future__ import annotations

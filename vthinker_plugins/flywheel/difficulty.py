@@ -1,14 +1,11 @@
 """Progressive difficulty expansion: harder variants of an accepted problem, one level up.
 
-- ``parallel``: the same setting combined with one more knowledge point of the same domain (or
-  another constraint), so that the problem needs at least one more reasoning step;
-- ``sequential``: a follow-up problem that takes the accepted problem's answer as a given and
-  builds on it.
+``parallel`` adds a knowledge point (or a constraint) so the problem needs one more reasoning step;
+``sequential`` builds a follow-up on the accepted problem's answer. A variant is a
+:class:`~vthinker_plugins.flywheel.tasks.Task` of its own, through the same checker-repairer, and is
+planned from the seed and its id only, so resumed and sharded runs plan the same ones.
 
-A variant is a :class:`~vthinker_plugins.flywheel.tasks.Task` of its own (id ``<base>.p`` /
-``<base>.s``, level = base level + 1) that goes through the same synthesis and checker-repairer;
-an accepted variant below ``max_level`` is expanded again. Which point a parallel variant adds
-depends only on the seed and the variant's id, so a resumed or sharded run plans the same ones.
+Design notes: docs/data.md.
 """
 
 from __future__ import annotations

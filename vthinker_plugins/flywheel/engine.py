@@ -1,13 +1,10 @@
 """The flywheel engine: tasks through the checker-repairer, concurrently, resumably.
 
-``concurrency`` workers take tasks from one queue; each task's LLM calls are bounded by the
-clients' own limits, retried with backoff and timed out per request (:mod:`vthinker_plugins.llm_client`),
-and its sandbox cells run on the warm pool. A finished task is written at once (:mod:`.store`); an
-accepted one below ``max_level`` puts its harder variants (:mod:`.difficulty`) on the queue. On a
-re-run, tasks with a record are not done again (their accepted problems are still expanded), tasks
-whose record is an ``error`` (an endpoint was down, or an unexpected exception, recorded with its
-traceback) are. The progress bar counts accepted,
-repaired, rejected and errors.
+``concurrency`` workers share one task queue; a finished task is written at once (:mod:`.store`),
+and an accepted one below ``max_level`` queues its harder variants (:mod:`.difficulty`). A re-run
+skips tasks that have a record and does again those whose record is an ``error``.
+
+Design notes: docs/data.md.
 """
 
 from __future__ import annotations

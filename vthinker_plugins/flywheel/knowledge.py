@@ -1,17 +1,10 @@
 """The knowledge system: a versioned graph of knowledge points, stored as JSONL.
 
-Each point has a name, its domain, a layer (1 = domain, 2 = topic, 3 = concept, ... up to
-:data:`MAX_LAYER`), a parent and its provenance (seeded here, or added by an evolve round of a
-named model from a named point, as a child or a sibling). The file is append-only: one
-``{"type": "point", ...}`` line per point and one ``{"type": "round", ...}`` line per evolve round
-(what it asked, what it added, which proposals were duplicates of what). A round's version is
-one more than the graph's; a point records the version that added it, so the graph at any
-earlier version can be told apart, and a round cut short by a kill keeps what it appended.
+A point has a name, a domain, a layer (up to :data:`MAX_LAYER`), a parent and its provenance. The
+file is append-only (point lines and evolve-round lines) and versioned per round, so the graph at an
+earlier version can be told apart; near-duplicate names within a domain are refused when added.
 
-Duplicates are refused when they are added: two names are the same point when their
-normalised forms (case, punctuation, articles and plurals ignored) are equal, the same words in
-another order, or nearly the same string (:data:`SIMILARITY` of :class:`difflib.SequenceMatcher`)
-within the same domain (names with other numbers in them are never near-duplicates).
+Design notes (file format, versions, the duplicate rule): docs/data.md.
 """
 
 from __future__ import annotations

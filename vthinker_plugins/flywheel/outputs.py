@@ -1,15 +1,11 @@
 """What a flywheel run hands on: training rows in the hub schemas, a summary, and merged shards.
 
-- ``interaction/part-*.parquet``: accepted problems as V-Interaction-400K rows (``id, question,
-  image, original_img_code, edited_image, tool_code, CoT_with_code, answer``; images embedded),
-  for ``vthinker convert interaction`` and LlamaFactory stage 2, unchanged;
-- ``perception/part-*.parquet``: V-Perception-40K rows (``id, image, question, answer,
-  python_code, element_arrtibute``) for accepted problems whose labelled points passed
-  :func:`~vthinker_plugins.flywheel.checks.point_check`, for stage 1;
-- ``summary.json``: counts by status, rejection reason, level, strategy and domain.
+Accepted problems become V-Interaction-400K rows (stage 2) and, when their labelled points pass
+:func:`~vthinker_plugins.flywheel.checks.point_check`, V-Perception-40K rows (stage 1); these and
+``summary.json`` are rebuilt from ``records.jsonl`` when a run or merge ends. :func:`merge` joins
+the shard folders of a sharded run.
 
-Both are rebuilt from ``records.jsonl`` whenever a run (or a merge) ends, in task order.
-:func:`merge` joins the shard folders of a sharded run into one.
+Output files: docs/data.md.
 """
 
 from __future__ import annotations

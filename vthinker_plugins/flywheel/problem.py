@@ -1,16 +1,11 @@
 """A synthesised problem: what the generator LLM writes, read from its JSON reply, and its
 rendering into the V-Thinker protocol (``CoT_with_code``) and a V-Interaction-400K row.
 
-The generator replies with one JSON object::
+The reply is one JSON object: the question, image code that draws the figure, solution steps (one
+of them an interaction cell that draws on the figure), the answer, and optional labelled points
+that become stage-1 perception rows.
 
-    {"question": "...", "image_code": "...",
-     "solution": [{"text": "..."}, {"text": "...", "code": "..."}, {"text": "..."}],
-     "answer": "...", "points": {"A": [x, y], ...}}
-
-``image_code`` draws the figure from scratch into ``processed_path``; the one solution step with
-``code`` (the interaction cell) opens ``image_path``, draws on it and saves to ``processed_path``.
-``points`` (optional) are the pixel coordinates of labelled points the image code draws: they
-become stage-1 perception rows.
+Reply format: docs/data.md.
 """
 
 from __future__ import annotations

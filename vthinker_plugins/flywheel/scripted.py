@@ -1,17 +1,11 @@
 """A scripted stand-in for the generator and checker LLMs, served over real HTTP on 127.0.0.1.
 
 NOT A MODEL. ``vthinker flywheel run`` starts it when no ``--base-url`` is given, so the whole
-flywheel (HTTP client, sandbox, checks, repairs, expansions, outputs) runs offline on a built-in
-default; tests and the throughput benchmark start it too (with faults or a fixed latency).
+flywheel runs offline; tests and the throughput benchmark start it too. :class:`ScriptedServer`
+serves an OpenAI-compatible chat endpoint answered by a *responder*; :class:`DemoResponder` answers
+from templates, with drafts flawed on purpose to exercise the checker-repairer.
 
-:class:`ScriptedServer` speaks ``POST /v1/chat/completions`` (and ``GET /v1/models``) and asks a
-*responder* -- any ``callable(body) -> ScriptedReply`` -- what to answer. :class:`DemoResponder`
-reads the request kind from its ``## Task:`` line (:data:`~vthinker_plugins.flywheel.prompts.TASK_LINES`)
-and answers from templates: four kinds of figure problems (a right triangle, a bar chart, a line on a
-grid, a graph) with parameters drawn from the task id, their harder variants, evolve proposals, and
-checker verdicts computed from the same template (it knows the answer it generated). To exercise the
-checker-repairer, some first drafts are flawed on purpose (image code that crashes, a wrong answer)
-and fixed when a repair is asked for, and a few tasks always draw a blank figure (rejected).
+Design notes: docs/data.md.
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
 """What the flywheel is asked to write: one :class:`Task` per problem, planned deterministically.
 
-Task ``i`` of a run depends only on the seed, ``i`` and the knowledge graph, so a re-run, another
-shard or another machine plans exactly the same tasks: a run is resumable and shardable by task
-index (shard ``k`` of ``K`` takes the base tasks with ``i % K == k``; the harder variants of a
-task, :mod:`~vthinker_plugins.flywheel.difficulty`, stay in its shard).
+Task ``i`` depends only on the seed, ``i`` and the knowledge graph, so a run is resumable and
+shardable by task index (a task's harder variants stay in its shard). Sampling is ``random`` (a
+domain uniformly, then its points) or ``each`` (the points in order).
 
-Sampling: ``random`` picks a domain uniformly (so every domain is covered, however unevenly
-the graph has grown), then one or several of its knowledge points; ``each`` walks the points in
-order (task ``i`` is about point ``i`` modulo their number), e.g. one problem per point.
+Design notes: docs/data.md.
 """
 
 from __future__ import annotations

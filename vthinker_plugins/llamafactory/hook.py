@@ -1,22 +1,9 @@
 """Make plain ``llamafactory-cli train`` load our code: the ``vthinker_qwen2_vl`` template and the
 checkpoint-resume fix.
 
-``llamafactory-cli`` imports no user module, and under ``FORCE_TORCHRUN=1`` it re-launches
-itself through ``torchrun llamafactory/launcher.py`` on every node. The one thing every
-Python process of an environment runs is its ``site-packages/*.pth`` files. So:
-
-1. ``vthinker_plugins_llamafactory.pth`` (written by :func:`install_pth`, i.e.
-   ``python -m vthinker_plugins.llamafactory.hook install``) calls :func:`install` at start-up.
-   That only appends a small finder to ``sys.meta_path``: no LlamaFactory, torch or
-   transformers import, so every other Python process pays well under a millisecond.
-2. When a process imports one of the :data:`TARGETS` modules, the finder wraps that module's
-   loader; right after the module has executed, its function runs on it:
-   ``llamafactory.data.template``: :func:`vthinker_plugins.llamafactory.template.register` adds the
-   template to ``TEMPLATES``; ``llamafactory.train.sft.trainer``:
-   :func:`vthinker_plugins.llamafactory.compat.patch_sft_trainer` makes resuming from a checkpoint
-   restore every weight.
-
-``VTHINKER_NO_LF_HOOK=1`` turns the hook off for a process.
+``llamafactory-cli`` imports no user module and re-launches itself under torchrun, so a ``.pth`` file
+(:func:`install_pth`) installs a small import finder in every process; when one of :data:`TARGETS` is
+imported, our function runs on it. ``VTHINKER_NO_LF_HOOK=1`` turns it off. Design notes: docs/training.md.
 """
 
 from __future__ import annotations

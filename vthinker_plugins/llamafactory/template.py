@@ -1,12 +1,9 @@
 """The ``vthinker_qwen2_vl`` LlamaFactory template: V-Thinker's in-turn format on Qwen2.5-VL's ChatML.
 
-Stage-2 samples split the single assistant turn into messages
-``assistant, observation, assistant, ...`` (see :mod:`vthinker_plugins.data.interaction`).
-This template renders assistant and observation messages bare (``{{content}}``) so they
-concatenate into exactly the text the interaction loop produces, and closes the turn
-(``<|im_end|>\\n``) after the last assistant message only. LlamaFactory labels assistant
-messages and masks everything else, so the ``<sandbox_output>...</sandbox_output>`` text
-and its image tokens are never trained on, while the model's text, code and answer are.
+Stage-2 samples split the one assistant turn into ``assistant, observation, ...`` messages; rendered
+bare and closed after the last assistant message only, they give exactly the interaction loop's text,
+and LlamaFactory trains on the model's text while masking the sandbox observations.
+Design notes: docs/training.md.
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
 """The ``lmms_eval`` command: lmms-eval 0.7.3 with the V-Thinker tasks always included.
 
-lmms-eval installs only ``lmms-eval`` and finds external tasks only through
-``--include_path``. This command runs lmms-eval's own CLI (same arguments,
-subcommands and output files) with ``eval_tasks/lmms_eval`` added to every task
-search, so ``lmms_eval --model vthinker --tasks vtbench ...`` works as written; a
-user's own ``--include_path`` is searched as well. Unlike plain ``lmms-eval``, the
-exit status is non-zero when an evaluation failed (``--tasks list`` and the other listings
-exit 0), and bad or unreachable task data is one line on stderr, not a traceback.
-
-For several processes: ``accelerate launch -m vthinker_plugins.lmms_eval.cli --model ...``.
-The tasks come from the checkout's ``eval_tasks/lmms_eval`` or, for a wheel install, from
-``<prefix>/share/vthinker-plugins/eval_tasks/lmms_eval``; ``VTHINKER_LMMS_TASKS=DIR`` overrides both.
+lmms-eval finds external tasks only through ``--include_path`` and exits 0 after a failed evaluation.
+This command runs lmms-eval's own CLI with ``eval_tasks/lmms_eval`` added to every task search, and
+exits non-zero when an evaluation failed. Design notes: docs/harnesses.md.
 """
 
 from __future__ import annotations

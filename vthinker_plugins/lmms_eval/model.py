@@ -1,41 +1,9 @@
 """The ``vthinker`` lmms-eval model: V-Thinker's code loop inside ``generate_until``.
 
-lmms-eval's own agentic loop drops the conversation history, so the whole
-interaction (generate -> run the code in the sandbox -> feed the image back into
-the same assistant turn -> ...) runs here, through the project's one
-:class:`~vthinker_plugins.loop.InteractionLoop`. All requests of a call advance
-together; the backend batches whatever generation steps are pending.
-
-Usage::
-
-    lmms_eval --model vthinker --model_args pretrained=We-Math/V-Thinker --tasks vtbench
-    lmms_eval --model vthinker --model_args pretrained=vllm:/models/V-Thinker-7B ...
-    lmms_eval --model vthinker --model_args pretrained=openai:gpt-4o,base_url=...,api_key=... ...
-
-Model args (``--model_args k=v,...``):
-
-- ``pretrained`` — backend spec: checkpoint folder / hub id (transformers),
-  ``vllm:PATH``, ``openai:MODEL``, ``reference`` or ``scripted:PATH`` (with ``script=FILE``, testing);
-  ``backend=vllm|openai`` is a
-  shorthand for the prefix.
-- ``max_rounds`` (default: the task's ``generation_kwargs.max_rounds``, else 5),
-  ``max_new_tokens`` (default: the task's, else 16384), ``max_tool_images`` (10),
-  ``temperature``/``top_p`` (default: the task's; greedy), ``persistent_state``.
-- ``system_prompt_file`` / ``user_prompt_file`` — prompts from files, e.g. the
-  official V-Thinker ``data/prompt.txt``.
-- ``image_dir`` — where each sample's trajectory (``trajectory.json``) and generated
-  images go; default ``<--output_path>/vthinker_images/<timestamp>`` (or
-  ``./vthinker_images/...``). With a fixed ``image_dir``, samples already there are
-  not generated again (``resume=true``, the default): an interrupted run resumes. A record
-  that another model or other generation settings wrote there is refused, not reused.
-- Anything else goes to the backend (``device``, ``dtype``, ``max_pixels``,
-  ``base_url``, ``api_key`` ...). ``max_batch_size=N`` (or lmms-eval's
-  ``--max_batch_size N``) and ``--batch_size N`` (N > 1) set the backend's batch size
-  (requests per generation step); with both, ``--batch_size`` is capped at ``max_batch_size``.
-
-The response logged for each doc is the whole assistant turn (code and sandbox
-observations included); the task's ``process_results`` finds the generated images
-through the doc's ``vthinker_key``.
+lmms-eval's own agentic loop drops the conversation history, so the whole interaction (generate ->
+run the code in the sandbox -> feed the image back into the same assistant turn -> ...) runs here,
+through the project's one :class:`~vthinker_plugins.loop.InteractionLoop`, all requests of a call
+together. Usage, model args and design notes: docs/harnesses.md.
 """
 
 from __future__ import annotations

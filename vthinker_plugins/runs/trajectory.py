@@ -1,16 +1,8 @@
 """The one on-disk layout of a finished trajectory, written by ``vthinker run`` and both harness models.
 
-One folder per trajectory::
-
-    <folder>/input_{i}.png           the sample's input images
-    <folder>/round{k}_image{j}.png   every image the sandbox produced (k, j from 1)
-    <folder>/annotation.png          the ground-truth annotation, when the sample has one
-    <folder>/trajectory.json         the record (harness models; ``vthinker run`` keeps it as a results row)
-
-The record is ``Trajectory.summary()`` plus, per round, ``images`` (all its images; the first
-``images_shown`` were shown to the model) and ``error``; ``input_images``, ``generated_images`` (all,
-in order) and ``layout``. Paths are relative to ``base`` when one is given, else absolute. Older
-records (no ``layout``) are read through :func:`upgrade_record`.
+One folder per trajectory: the input images, every sandbox image, the annotation and (harness models)
+``trajectory.json``; older records are read through :func:`upgrade_record`.
+Layout and record format: docs/run.md.
 """
 
 from __future__ import annotations

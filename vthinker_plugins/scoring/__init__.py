@@ -1,12 +1,11 @@
 """Scoring and judges shared by ``vthinker run``, the lmms-eval and VLMEvalKit plugins and the GRPO rewards.
 
-- :func:`answers_match` — rule-based answer equivalence (math-verify, option letters/texts).
-- :mod:`.mathvision` — the official MATH-V rules and report layout, written for this project.
-- :mod:`.wemath` / :mod:`.visulogic` — the official We-Math (four dimensions) and VisuLogic rules and reports.
-- :class:`Judge` — async OpenAI-compatible 0/1 judge (images, answers, consistency), retried and cached.
-- :func:`pixel_metric` — judge-free VTBench perception/instruction score from the images.
-- :func:`score_sample` / :func:`ascore_sample` / :func:`score_samples` / :func:`summarize` — per-task verdicts
-  and metrics; :func:`null_accuracy_reason` — why a task's accuracy is null.
+One package, so every consumer reports the same numbers: rule-based answer matching
+(:func:`answers_match`), the official MATH-V, We-Math and VisuLogic rules and reports, an
+OpenAI-compatible 0/1 :class:`Judge`, the judge-free VTBench :func:`pixel_metric`, and the per-task
+entry points (:func:`score_sample`, :func:`summarize`, ...).
+
+Design notes: docs/scoring.md.
 """
 
 from vthinker_plugins.scoring.answers import answers_match, choice_letter

@@ -1,28 +1,11 @@
 """Numeric value of a short LaTeX answer, with the semantics MathVision's official scoring relies on.
 
-The official MATH-V evaluator turns an answer into a number by parsing it as LaTeX
-into a SymPy expression, printing that expression, and evaluating the printed
-text as *plain Python*. The consequence is a precise rule that this module
-implements directly (own recursive-descent parser, no SymPy, no ANTLR):
+The official MATH-V evaluator parses an answer with SymPy, prints the expression and evaluates the
+printed text as plain Python. This module reproduces the outcome of that pipeline directly (own
+recursive-descent parser, no SymPy, no ANTLR): pure arithmetic evaluates, anything printed with a
+name gives ``None``; ``math_module=True`` models the MATH-V repository's more lenient evaluator.
 
-- pure arithmetic evaluates: integers, decimals, ``1,000``-style grouped integers,
-  ``+ - * /``, ``\\times``, ``\\cdot``, ``\\div``, ``:`` (ratio = division),
-  ``\\frac{a}{b}``, powers ``a^{b}`` / ``a^2`` (left-associative), implicit
-  products ``2(3)``, groups ``(..)`` / ``{..}``, ``\\left``/``\\right``, ``\\%``
-  (percent) and ``\\sqrt[n]{x}`` (printed as a power);
-- anything printed with a name fails: ``\\sqrt{x}``, ``\\pi``, letters, ``e``,
-  ``\\infty``, ``|x|``, ``n!``, plain ``%``, ``$`` and unknown commands → ``None``;
-- Python number types follow the printed text: integer arithmetic stays ``int``,
-  a division or a non-integral decimal makes a ``float`` (this matters where the
-  evaluator compares tuples as text, e.g. ``(2.0,1)`` vs ``(2,1)``).
-
-That is the evaluator as lmms-eval ships it (``latex2sympy2`` 1.5). The MATH-V
-repository's own evaluator differs in two ways, both modelled by ``math_module=True``:
-it evaluates with Python's ``math`` module in scope (``from math import *``), so the
-printed ``sqrt(x)`` and ``pi`` are numbers, and its parser (``latex2sympy2`` >= 1.9)
-first drops ``$``, ``~``, ``\\,``, ``\\quad``, ``\\qquad`` and ``\\displaystyle`` and reads
-``\\bigl(``/``\\bigr)`` as parentheses. MathVision's scorer uses that mode for the text
-of a multiple-choice option (``$2 \\sqrt{13}$``, ``$\\frac{1}{2}$``, ``$1: 4: 9$``).
+Design notes (the exact rules): docs/scoring.md.
 """
 
 from __future__ import annotations

@@ -1,44 +1,11 @@
 """MathVision (MATH-V) scoring: the official rules, written for this project.
 
-The official MATH-V evaluator decides a row in three steps; this module
-implements each one from the published description (``shared/notes/datasets.md``),
-including its quirks, because reported numbers must agree row by row:
+Reported numbers must agree with the official evaluator row by row, so its three steps -- where the
+answer is, the free-text extraction (:func:`extract_mathvision_answer`) and the equality test
+(:func:`mathvision_correct`) -- are reimplemented with their quirks, and :func:`mathvision_report`
+uses the official layout. math-verify is deliberately not part of the verdicts (an optional flag).
 
-1. **Where the answer is.** A V-Thinker response answers in ``<answer>...</answer>``:
-   the last answer block (outside sandbox outputs) is taken. Without one the
-   whole response is read with the free-text rules.
-2. **Free-text rules** (:func:`extract_mathvision_answer`):
-   a trailing `` C.`` / `` (C).`` or a leading ``C`` / ``(C)`` line means the
-   letter; a response whose text after the last ``"is "`` is a plain number is
-   that number; without ``\\boxed{}``, the text after each answer phrase ("the
-   final answer is", "the answer is", "the correct answer is", "the answer
-   should be", also capitalised), up to the first newline or ``". "``; with
-   several ``\\boxed{}`` the last wins; then the content of ``\\boxed{}``, the
-   part after the last ``=`` / ``\\approx``, and LaTeX noise removed (spaces,
-   ``\\text``, ``\\left``/``\\right``, degrees, ``$``, ``\\%``, the units ``km``,
-   ``m^3``, ``units``), ``(a)`` → ``a``, trailing dots and a leading colon dropped.
-   The extracted text is lower-case.
-3. **Equality** (:func:`mathvision_correct`): against the gold answer and, for
-   multiple choice, against the text of the gold option: equal when the
-   lower-cased stripped strings match; else when both are tuples/lists equal
-   after evaluating their elements (2 decimals); else when both are pure
-   arithmetic (:mod:`.latex_value`) and equal rounded to 2 decimals. The gold
-   answer is used as written (it is not cleaned), as in the official scorer.
-   The option text is also compared the way the MATH-V repository's evaluator
-   reads it (``latex_value(..., math_module=True)``): its LaTeX parser ignores the
-   ``$...$`` around an option and evaluates ``\\sqrt``/``\\pi``, so an answer that
-   writes out the right option (``\\frac{1}{2}`` for ``$\\frac{1}{2}$``, ``2\\sqrt{13}``
-   for ``$2 \\sqrt{13}$``, ``1:4:9`` for ``$1: 4: 9$``, ``\\boxed{2\\pi}`` for ``$2 \\pi$``)
-   is right, as the official evaluator decides. (lmms-eval's copy of the evaluator,
-   on ``latex2sympy2`` 1.5 and without ``math`` in scope, rejects those.)
-
-math-verify is deliberately *not* part of these verdicts; :func:`score_mathvision`
-reports a separate ``correct_math_verify`` flag for analysis, computed only when asked
-(``math_verify=True``): it costs 50-100x the official rules.
-
-The report (:func:`mathvision_report`) uses the official layout: ``hits/total=pct%``
-under ``-all``, ``-level{L}``, ``{subject}``, ``{subject}_level{L}`` and
-``-level{L}_{subject}``.
+Design notes (the rules step by step): docs/scoring.md.
 """
 
 from __future__ import annotations

@@ -1,33 +1,11 @@
 """A deterministic, judge-free score for VTBench perception and instruction-guided drawing.
 
-Both tasks ask the model to draw on the image; the benchmark ships the ground-truth
-annotation drawn on the same image. What each side drew is recovered by
-differencing against the original, and the two drawings are compared with a
-spatial tolerance:
+What the model drew and what the ground-truth annotation drew are recovered by differencing each
+against the original image, reduced to sample points and matched with a spatial tolerance
+(precision, recall, f1, marks found); a row passes when f1 is high enough and every ground-truth
+mark is found. Scoring uses it when there is no judge.
 
-1. **Common frame.** The generated and ground-truth images are rescaled to the
-   original's size when they differ (a model that upscaled before drawing is not
-   penalised); coordinates are compared in the original's pixels.
-2. **Drawn mask.** Each image and the original are lightly blurred (to absorb JPEG
-   and resampling noise), the per-pixel maximum channel difference is thresholded
-   (``diff_threshold``) and specks are removed with a morphological opening and a
-   minimum component area. Colours and stroke styles therefore do not matter.
-3. **Sample points.** Each mask is reduced to sample points: one per occupied cell of
-   a grid of ``tolerance / 2`` pixels (the centroid of the mask pixels in that cell),
-   so long strokes and big markers weigh by their extent, not their thickness.
-4. **Matching with tolerance** ``tolerance = tolerance_frac x image diagonal``: a
-   generated point is correct if some ground-truth mark pixel lies within the
-   tolerance (distance transform), and a ground-truth point is found if some
-   generated mark pixel does. ``precision`` / ``recall`` are those fractions and
-   ``f1`` their harmonic mean. ``marks_found`` counts ground-truth marks (connected
-   components, a dot and its nearby label merged) with at least ``mark_found_frac``
-   (70 %) of their points found.
-5. **Pass**: ``f1 >= pass_f1`` and every ground-truth mark found — marking one of two
-   requested points, or drawing half of a required segment, fails even though the ink
-   that is there is right.
-
-Nothing drawn gives ``f1 = 0`` (``status = "nothing_drawn"``); a ground truth with no
-marks cannot be scored (``status = "no_ground_truth_marks"``, ``passed = None``).
+Design notes (the algorithm and its parameters): docs/scoring.md.
 """
 
 from __future__ import annotations

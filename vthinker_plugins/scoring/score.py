@@ -1,36 +1,11 @@
 """Score model outputs per task, and summarise verdicts: the one scoring entry point for
 ``vthinker run``, the lmms-eval and VLMEvalKit plugins and the GRPO rewards.
 
-A verdict is a plain dict (JSON-ready):
+A verdict is a plain, JSON-ready dict (``id``, ``task``, ``correct`` -- ``None`` when the row could
+not be scored -- ``extracted``, ``judge``, ``judge_status`` and per-task fields). Tasks: ``mathvision``,
+``wemath``, ``visulogic``, the three ``vtbench_*`` tasks, and ``generic`` for any other.
 
-``id``, ``task``; ``correct``: ``True``/``False``, or ``None`` when the row could not
-be scored (judge failed, no ground-truth marks); ``extracted``: the answer read from
-the prediction; ``judge``: 1/0/``None``; ``judge_status``: ``ok``/``failed``/``skipped``;
-plus per task: ``level``/``subject``/``correct_math_verify`` (mathvision; computed only with
-``math_verify=True``, else ``None`` on rows the official rules reject), ``group``/``step``/
-``knowledge_concept`` (wemath), ``category`` (visulogic),
-``rule_correct`` (vtbench_reasoning), ``pixel`` and ``no_image`` (vtbench_perception,
-vtbench_instruction), ``judge_error`` when the judge failed.
-
-Tasks:
-
-- ``mathvision`` — the official MATH-V rules (:mod:`.mathvision`); ``Sample.options`` are
-  the option texts, ``Sample.answer`` the letter or the free-form answer,
-  ``meta["level"]``/``meta["subject"]`` feed the official report.
-- ``wemath`` / ``visulogic`` — the official choice rules (:mod:`.wemath`, :mod:`.visulogic`);
-  ``Sample.answer`` is the gold letter, ``meta`` carries the We-Math ``group``/``step`` (its
-  ``ID``/``key``) or the VisuLogic ``category`` for the official reports.
-- ``vtbench_reasoning`` — the ``<answer>`` (or ``\\boxed{}``) is matched with
-  :func:`.answers_match`; with a judge, rows the rules reject are re-checked by
-  :meth:`.Judge.judge_answer` (``reasoning_judge="fallback"``, the default), or the judge
-  decides every row and the rules are reported beside it (``reasoning_judge="always"``:
-  the official protocol, which is judge-based).
-- ``vtbench_perception`` / ``vtbench_instruction`` — the official protocol: the judge sees
-  the original (``Sample.images[0]``), the model's first sandbox image
-  (``generated_images[0]``) and ``meta["annotation"]``; the pixel metric
-  (:mod:`.pixel_metric`) is always computed and decides when there is no judge. No
-  generated image scores 0 without a judge call.
-- ``generic`` (and any other task) — :func:`.answers_match` on the extracted answer.
+Design notes (verdict fields, what each task does): docs/scoring.md.
 """
 
 from __future__ import annotations

@@ -1,25 +1,11 @@
 """VisuLogic scoring: the answer rule and the per-category accuracy, written for this project.
 
-**Answer** (:func:`extract_visulogic_answer`). A V-Thinker response answers in ``<answer>``
-(the last block outside sandbox outputs; without one, the whole visible response). From
-that text, as the VisuLogic evaluation reads a choice:
+:func:`extract_visulogic_answer` reads the choice (``A``-``D``) from the last ``<answer>`` block the
+way the VisuLogic evaluation does (a boxed letter, then answer phrases); a problem is right when the
+choice is the gold letter. :func:`visulogic_report` gives the accuracy overall and per reasoning
+category, in the official order.
 
-1. *boxed*: the content of the last top-level ``\\boxed{...}`` (a closing brace counts only
-   after a character that is not a backslash or an opening brace), with ``\\text{``, ``\\rm{``,
-   ``\\mathbf{``, ``$`` and every ``}`` removed; if it mentions "letter" or "or" or is longer
-   than two characters, or there is no box, the whole text stands instead (a text shorter
-   than three characters is always taken whole). Stripped, it is the choice if it is one of
-   ``A``-``D``;
-2. *phrase*: else, with ``<|endoftext|>`` removed, a trailing `` C.`` / `` (C).`` or a leading
-   ``C`` / ``(C)`` / ``(C) C`` line means C; else, for each answer phrase in turn ("answer:",
-   "the final answer is:", ..., "the answer should be"), when the (lower-cased) text contains
-   it, the text is cut to what follows its last occurrence, up to the first newline or dot;
-   when that is a letter A-D it is the choice (the cuts accumulate over the phrases); else
-   the text itself when, without ``<|endoftext|>``, it is a letter;
-3. otherwise no choice.
-
-A problem is right when the choice is the gold letter. :func:`visulogic_report` gives the
-accuracy overall and per reasoning category, in the official order.
+Design notes (the extraction rule in full): docs/scoring.md.
 """
 
 from __future__ import annotations

@@ -1,34 +1,11 @@
 """We-Math scoring: the answer rule and the four-dimensional metrics, written for this project.
 
-**Answer** (:func:`extract_wemath_answer`). A V-Thinker response answers in ``<answer>``
-(the last block outside sandbox outputs; without one, the whole visible response). From
-that text, as the We-Math evaluation does with exact matching: the part after the last
-``Answer`` (case-sensitive), with every ``<``, ``>``, ``:`` and ``.`` removed and spaces
-stripped; its first character is the choice if it is one of ``A``-``H``, else there is no
-choice. A problem is right when the choice is the gold letter.
+:func:`extract_wemath_answer` reads the choice (``A``-``H``) as the We-Math evaluation does with exact
+matching; :func:`wemath_scores` judges each multi-step problem together with its one-step problems
+(complete mastery, inadequate generalization, insufficient knowledge, rote memorization; strict and
+loose), and :func:`wemath_report` gives them in the official layout.
 
-**Four dimensions** (:func:`wemath_scores`). Each multi-step problem (``key``
-``2steps_multi`` / ``3steps_multi``) is judged together with the one-step problems of its
-group (same ``ID``; ``2steps_1``, ``2steps_2``, ...):
-
-- complete mastery (CM): the multi-step problem right and its steps right — *strict*: all
-  steps, *loose*: at least one;
-- inadequate generalization (IG): all steps right, the multi-step problem wrong;
-- insufficient knowledge (IK): a step wrong and the multi-step problem wrong;
-- rote memorization (RM): the multi-step problem right although *strict*: a step is wrong,
-  *loose*: all steps are wrong.
-
-A group is built from its first step as the official evaluation joins them: a missing part
-is neither right nor wrong (it counts in no condition that asks for it). Rates are per group
-(RM: of the groups where the multi-step problem is right, RM / (CM + RM)); the score is
-``(N - 0.5 IG - RM - IK) / N`` over the ``N`` groups — 525 on the full testmini, the
-constant the official evaluation divides by. One-, two- and three-step accuracies are the
-accuracies of the steps, of the two-step and of the three-step problems of those groups.
-
-:func:`wemath_report` gives them in the official layout (``Score (Strict)``,
-``InsufficientKnowledge (Strict)``: ``"12.34% (56)"``, ..., ``One-step(S1)``, ...). The
-official evaluation also breaks accuracy down by its knowledge-concept tree; that tree is
-data of the official code and is not part of this report.
+Design notes (the rules and formulas): docs/scoring.md.
 """
 
 from __future__ import annotations

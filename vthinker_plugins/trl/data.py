@@ -1,21 +1,9 @@
 """RL data for the GRPO trainer, from wherever it lives, in the shape TRL expects.
 
-Accepted rows (column names as the public RL sets use them):
-
-- the question: ``question``, or ``prompt`` as a string, or ``prompt`` as a list of chat
-  messages (then used as is);
-- the images: ``images`` (a list) or ``image`` (one), as PIL images, the hub's
-  ``{"bytes", "path"}`` structs, bytes or paths (relative to ``image_base_dir``);
-- the reference answer: ``answer``, else ``solution`` (V-Interaction rows: ``question``,
-  ``image``, ``answer``; TRL-style rows: ``solution``; MathVision rows carry a worked
-  explanation in ``solution`` and the final answer in ``answer``); optional ``options``.
-
-Every row becomes ``prompt`` (system + user messages built with the project's
-:class:`~vthinker_plugins.protocol.PromptSet`, so the rollout prompt equals the evaluation
-prompt), ``images`` (PIL), ``answer`` and ``question``; the other columns are kept and reach
-the reward functions as keyword arguments. Decoding is lazy (``with_transform``): a 400K-row
-parquet set is not rewritten. A bad row raises :class:`DataError` naming the source, the row
-and the field.
+Rows in the public RL sets' columns become ``prompt`` (built with the project's
+:class:`~vthinker_plugins.protocol.PromptSet`, so it equals the evaluation prompt), ``images``,
+``answer`` and ``question``, decoded lazily; a bad row raises :class:`DataError`.
+Accepted columns: docs/training.md.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """Train V-Thinker with GRPO: the entry point users know from TRL / open-r1.
 
-    accelerate launch --config_file recipes/accelerate/zero3.yaml \\
-        -m vthinker_plugins.trl.grpo --config recipes/grpo_qwen2_5_vl_7b.yaml
-    vthinker grpo --config recipes/grpo_qwen2_5_vl_7b.yaml --max_steps 2
-
-The YAML holds any field of :class:`GRPOScriptArguments`, of
-:class:`~vthinker_plugins.trl.config.VThinkerGRPOConfig` (TRL's ``GRPOConfig`` plus rounds,
-tool images, sandbox limits, reward weights, judge) and of TRL's ``ModelConfig``
-(``model_name_or_path``, ``dtype``, LoRA options); ``--name value`` on the command line
-overrides it. A run whose ``output_dir`` holds checkpoints resumes from the last one.
+``accelerate launch -m vthinker_plugins.trl.grpo --config recipes/<name>.yaml`` or ``vthinker grpo``;
+the YAML holds fields of :class:`GRPOScriptArguments`, :class:`~vthinker_plugins.trl.config.VThinkerGRPOConfig`
+and TRL's ``ModelConfig``, and ``--name value`` overrides them. Details: docs/training.md.
 """
 
 from __future__ import annotations

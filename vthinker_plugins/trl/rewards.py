@@ -1,24 +1,9 @@
 """V-Thinker's RL rewards, as plain functions with TRL's reward signature.
 
-Every function takes ``(prompts, completions, completion_ids=None, **columns)`` and returns
-one float per completion; ``completions`` may be strings or TRL's conversational form
-(``[{"role": "assistant", "content": ...}]``). They are usable on their own:
-
-- :func:`accuracy_reward`: 1 when the ``<answer>`` matches the reference (rule check with
-  math-verify via :func:`vthinker_plugins.scoring.answers_match`), else ``wrong`` (0 by
-  default; the paper's normalised form uses -1);
-- :func:`format_reward`: 1 for exactly one ``<think>..</think>`` followed by exactly one
-  ``<answer>..</answer>`` (:func:`vthinker_plugins.protocol.check_format`);
-- :func:`tool_reward`: the share of sandbox outputs that are not errors, 0 without code;
-- :func:`consistency_reward` (async, needs a judge): does the end of the reasoning agree
-  with the answer.
-
-:class:`RewardSuite` builds the trainer's reward functions from the config: the accuracy of
-each completion is computed once (rule check, then the judge as a fallback) and shared with
-the gated rewards (tool and consistency are 0 when accuracy <= 0, as in the paper). Judge
-calls are async, so TRL runs them concurrently; a judge that keeps failing (timeouts, HTTP
-errors, unparsable replies, after its retries) scores the item as wrong / inconsistent and is
-counted in the ``judge/failed`` metric, never silently dropped.
+:func:`accuracy_reward`, :func:`format_reward`, :func:`tool_reward` and :func:`consistency_reward`
+(async, needs a judge) each return one float per completion. :class:`RewardSuite` builds the trainer's
+reward functions from the config: accuracy is computed once and gates the others, as in the paper.
+Signature, gating and judge failures: docs/training.md.
 """
 
 from __future__ import annotations

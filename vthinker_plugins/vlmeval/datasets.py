@@ -1,32 +1,8 @@
 """VLMEvalKit datasets: VTBench (three tasks and combined), MathVision, We-Math and VisuLogic in the V-Thinker protocol.
 
-=========================  =============================================================
-dataset name               items
-=========================  =============================================================
-``VTBench``                all three VTBench tasks (``category`` column tells which)
-``VTBench_Perception``     perception (1 code round, judged drawing)
-``VTBench_Instruction``    instruction-guided interaction (1 code round, judged drawing)
-``VTBench_Reasoning``      interactive reasoning (5 code rounds, answer equivalence)
-``VThinker_MathVision``    MathVision test (3,040), project's own rule-based scorer
-``VThinker_MathVision_MINI``  MathVision testmini (304)
-``VThinker_WeMath``        We-Math testmini (1,740 in 525 groups), four-dimensional metrics
-``VThinker_VisuLogic``     VisuLogic (1,000), accuracy overall and per category
-=========================  =============================================================
-
-(VLMEvalKit's own ``WeMath`` and ``VisuLogic`` keep their names and their prompts.)
-
-Data: TSV files under ``$LMUData`` (``VTBench.tsv``, ``VThinker_MathVision.tsv``,
-``VThinker_MathVision_MINI.tsv``, ``VThinker_WeMath.tsv``, ``VThinker_VisuLogic.tsv``; MD5
-not checked). When a TSV is missing it is built once from ``$VTHINKER_VTBENCH_DATA`` /
-``$VTHINKER_MATHVISION_DATA`` / ``$VTHINKER_WEMATH_DATA`` / ``$VTHINKER_VISULOGIC_DATA`` (a
-local parquet, jsonl, TSV, folder such as ``../shared/data/mathvision``, or ``save_to_disk``
-folder) or else from the hub ids; :func:`write_vtbench_tsv`, :func:`write_mathvision_tsv`
-and :func:`write_choice_tsv` do the same explicitly. Images are stored base64 PNG (lossless: the pixel metric compares
-drawings with the annotations).
-
-Scoring (``evaluate``) uses :func:`vthinker_plugins.scoring.score_sample` with the judge
-configured by ``VTHINKER_JUDGE_*`` (see :mod:`vthinker_plugins.scoring.judge`); the
-generated images come from the ``extra_records`` the V-Thinker model writes.
+Data are TSVs under ``$LMUData``, built once from ``$VTHINKER_*_DATA`` or the hub when missing; scoring
+uses :func:`vthinker_plugins.scoring.score_sample` on the ``extra_records`` the V-Thinker model writes.
+Dataset names, data and scoring: docs/harnesses.md.
 """
 
 from __future__ import annotations

@@ -1,26 +1,8 @@
 """Run VLMEvalKit's runner with the V-Thinker plugin loaded: ``vthinker vlmeval`` / ``vthinker-vlmeval``.
 
-Takes VLMEvalKit's own arguments (``--data``, ``--model``, ``--work-dir``, ``--mode``,
-``--limit``, ``--reuse``, ``--config`` ...) plus:
-
-- ``--lmudata DIR`` — the ``$LMUData`` folder of the TSVs (default: the environment's);
-- ``--vthinker-model NAME=SPEC`` (repeatable) — register ``NAME`` as V-Thinker on the
-  backend ``SPEC`` (checkpoint folder, ``vllm:PATH``, ``openai:MODEL``); backend options
-  follow after commas: ``mine=/ckpt,device=cpu,max_pixels=4194304``.
-
-Generated images and trajectories go to ``<work-dir>/vthinker_images`` unless
-``$VTHINKER_VLMEVAL_IMAGE_DIR`` says otherwise. The exit status is non-zero when any
-model x dataset combination failed (VLMEvalKit itself logs the failure and goes on).
-
-Before VLMEvalKit starts, the TSVs of the V-Thinker datasets asked for are built if missing
-(from ``VTHINKER_VTBENCH_DATA`` / ``VTHINKER_MATHVISION_DATA`` or the hub): bad or unreachable
-data is then one line (and a non-zero exit status), not a logged traceback per model. A judge
-(``--judge-base-url`` or ``VTHINKER_JUDGE_URL``) that does not answer is reported at the start.
-``--limit N`` takes the first N items of each task of a V-Thinker dataset (the combined
-``VTBench``: N of each of its three tasks), as ``vthinker run --limit`` and lmms-eval's
-``--limit`` do; other datasets keep VLMEvalKit's meaning (their first N rows).
-
-    vthinker vlmeval --data VTBench VThinker_MathVision_MINI --model V-Thinker-7B
+Takes VLMEvalKit's own arguments plus ``--lmudata`` and ``--vthinker-model NAME=SPEC``; builds missing
+TSVs and checks the judge first, makes ``--limit`` per task for V-Thinker datasets, and exits non-zero
+when any model x dataset combination failed. Options and example: docs/harnesses.md.
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
 """The V-Thinker model for VLMEvalKit: each prompt runs through the project's interaction loop.
 
-- ``V-Thinker-7B`` in ``supported_VLM``: the released checkpoint (``We-Math/V-Thinker``
-  on the hub, or ``$VTHINKER_MODEL_PATH``).
-- :class:`VThinkerChat` (also ``vlmeval.vlm.VThinkerChat``): any checkpoint / backend,
-  e.g. in a ``--config`` JSON ``{"model": {"my-vthinker": {"class": "VThinkerChat",
-  "model_path": "/ckpt"}}}`` or with the launcher's ``--vthinker-model NAME=SPEC``.
-
-``generate_inner`` returns ``{"prediction": <whole assistant turn>, "extra_records":
-<JSON: answer, rounds, tool calls, generated image paths, trajectory file>}``; the
-trajectory JSON and the generated images go to ``image_dir/<model name>/<dataset>/``
-(``image_dir`` default ``$VTHINKER_VLMEVAL_IMAGE_DIR`` or ``./outputs/vthinker_images``), so
-models evaluated in one work dir never overwrite each other's trajectories.
+``V-Thinker-7B`` in ``supported_VLM`` is the released checkpoint; :class:`VThinkerChat` takes any
+checkpoint / backend. ``generate_inner`` returns the whole assistant turn and ``extra_records``; the
+trajectories go to ``image_dir/<model name>/<dataset>/``. Details: docs/harnesses.md.
 """
 
 from __future__ import annotations
