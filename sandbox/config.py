@@ -56,4 +56,8 @@ class SandboxConfig:
 
     @property
     def interpreter(self) -> str:
-        return self.python or sys.executable
+        """The workers' interpreter with the symlinks of its folder resolved, not of the file (a venv's
+        ``python`` links to the base interpreter; the venv is found from the link's folder). Cells see real
+        paths only: a venv reached through a linked folder would give import paths they cannot open."""
+        exe = self.python or sys.executable
+        return os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(exe))), os.path.basename(exe))

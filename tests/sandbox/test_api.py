@@ -319,3 +319,32 @@ def test_bad_timeout_is_a_clear_error(sb: Sandbox, bad) -> None:
     with sb.session() as s, pytest.raises(ValueError, match="timeout"):
         s.run("print(1)", timeout=bad)
     assert_serves(sb)
+
+
+@pytest.mark.parametrize("mode", ["bwrap", "unshare", "process"])
+def test_interpreter_reached_through_a_linked_folder_imports_in_cells(mode, tmp_path) -> None:
+    """A venv reached through a symlinked folder (e.g. a second checkout reusing another's ``.venvs``) imports
+    lazily inside cells: cells see real paths only, so the workers run the venv from its real folder."""
+    import os
+    import sys
+
+    from sandbox_helpers import mode_config
+
+    from sandbox import SandboxUnavailable
+
+    venv = os.path.realpath(sys.prefix)
+    link = tmp_path / "linked-venvs" / "main"
+    link.parent.mkdir()
+    link.symlink_to(venv, target_is_directory=True)
+    exe = os.path.basename(sys.executable)
+    config = mode_config(mode, python=str(link / "bin" / exe), workers=1, wall_time_s=10.0)
+    assert config.interpreter == os.path.join(venv, "bin", exe)
+    with Sandbox(config) as s:
+        try:
+            s.start()
+        except SandboxUnavailable as e:
+            pytest.skip(f"{mode} isolation unavailable here: {e}")
+        # numpy.random is not preloaded: its import walks the venv's import paths from inside the cell.
+        r = s.run("import sys\nprint('numpy.random' in sys.modules)\nimport numpy.random\nprint(sys.prefix)")
+    assert r.ok, r.error
+    assert r.stdout.split() == ["False", venv]
