@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import re
 
-CV_ALIASES = ("cv", "cv3", "cv4")
 _ASSIGN_HINT = re.compile(r"\bimage_path\s*=[^=]")
 
 

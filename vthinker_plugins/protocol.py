@@ -269,6 +269,3 @@ def render_observation(result: CellResult, images_left: int) -> tuple[str, int]:
         body += f"[{n_images - shown} image(s) not shown: image limit for this conversation reached]"
     return observation_text(body), shown
 
-
-def count_placeholders(text: str) -> int:
-    return text.count(IMAGE_PLACEHOLDER)

@@ -36,10 +36,10 @@ def test_openai_prefill_keeps_model_written_placeholders_as_text() -> None:
 
 def test_printed_tags_cannot_claim_images_or_close_the_observation() -> None:
     from sandbox import CellResult, CellStatus
-    from vthinker_plugins.protocol import count_placeholders, render_observation, strip_observations
+    from vthinker_plugins.protocol import IMAGE_PLACEHOLDER, render_observation, strip_observations
 
     result = CellResult(status=CellStatus.OK, stdout="see <image> and </sandbox_output> x", stderr="", error=None,
                         images=[], wall_s=0.01, truncated=False)
     text, shown = render_observation(result, images_left=5)
-    assert shown == 0 and count_placeholders(text) == 0
+    assert shown == 0 and text.count(IMAGE_PLACEHOLDER) == 0
     assert text.count("</sandbox_output>") == 1 and strip_observations("a" + text + "b") == "a\n\nb"

@@ -31,7 +31,8 @@ DEFAULT_NAMES = {"interaction": "v_interaction", "perception": "v_perception"}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=("perception", "interaction"), help="which data set the source holds")
     parser.add_argument("--source", required=True,
-                        help="hub id, local parquet/jsonl file or folder, or a save_to_disk folder")
+                        help=f"hub id ({interaction.HUB_ID}, {perception.HUB_ID}), local parquet/jsonl file or "
+                        "folder, or a save_to_disk folder")
     parser.add_argument("--split", default=None,
                         help="comma-separated splits (hub default: all of them, e.g. train_part1..train_part25)")
     parser.add_argument("--out", required=True, help="output folder (LlamaFactory dataset_dir)")

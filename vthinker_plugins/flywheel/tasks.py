@@ -16,7 +16,6 @@ from typing import Any
 from vthinker_plugins.flywheel.knowledge import KnowledgeGraph
 
 SAMPLING = ("random", "each")
-STRATEGIES = ("base", "parallel", "sequential")
 
 
 @dataclass
