@@ -64,3 +64,15 @@ def test_cli_install_status_uninstall(tmp_path, capsys) -> None:
     main(["status", "--site-dir", str(tmp_path)])
     assert "installed" in capsys.readouterr().out
     assert uninstall_pth(tmp_path) and not (tmp_path / PTH_NAME).exists()
+
+
+def test_cli_reruns_quietly_where_the_hook_is_active(sft_bin, clean_env) -> None:
+    """In the SFT environment the .pth has loaded the finder before ``python -m ...hook`` runs: the command
+    module is not the start-up one, so a re-run (as ``scripts/setup.sh`` does) prints no runpy warning."""
+    proc = subprocess.run([str(sft_bin / "python"), "-W", "error::RuntimeWarning", "-c",
+                           "import sys, runpy; print('startup' in str(sys.modules.get("
+                           "'vthinker_plugins.llamafactory.startup'))); sys.argv = ['hook', 'status']; "
+                           "runpy.run_module('vthinker_plugins.llamafactory.hook', run_name='__main__')"],
+                          env=clean_env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[0] == "True" and "installed" in proc.stdout
