@@ -19,7 +19,7 @@ from vthinker_plugins.generation.tokens import (
     check_image_count,
     finish_turn_segment,
 )
-from vthinker_plugins.generation.vllm_requests import VLLMGenerator
+from vthinker_plugins.generation.vllm_requests import VLLMGenerator, never_sampled_bias
 from vthinker_plugins.model_family import never_sampled_ids
 
 
@@ -97,7 +97,7 @@ class VLLMBackend(Backend):
             suppress = [] if suppress_tokens is False else [int(i) for i in suppress_tokens]
         sampling: dict[str, Any] = {"skip_special_tokens": False}  # the engine's seed: no per-request seed
         if suppress:
-            sampling["logit_bias"] = dict.fromkeys(suppress, -100.0)
+            sampling["logit_bias"] = never_sampled_bias(suppress)
         if logprobs:
             sampling["logprobs"] = 0  # the sampled token's logprob only
         self.generator = VLLMGenerator(self.llm, self.processor, sampling, sampling_params_cls=sampling_params_cls)

@@ -8,7 +8,7 @@ and vLLM's expansion is checked against our ids. vLLM itself is imported only wh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from PIL import Image
@@ -67,6 +67,11 @@ def engine_images(processor: Any, images: Sequence[Image.Image]) -> list[Image.I
             image = image.convert("RGB").resize((w, h), Image.Resampling.BICUBIC)
         out.append(image)
     return out
+
+
+def never_sampled_bias(ids: Iterable[int]) -> dict[int, float]:
+    """The ``logit_bias`` that keeps ``ids`` (vision and turn-opening tokens) from ever being sampled."""
+    return dict.fromkeys((int(i) for i in ids), -100.0)
 
 
 def token_prompt(processor: Any, ids: Sequence[int], images: Sequence[Image.Image]) -> dict[str, Any]:
@@ -159,5 +164,6 @@ __all__ = [
     "engine_images",
     "engine_prompt_ids",
     "image_token_runs",
+    "never_sampled_bias",
     "token_prompt",
 ]

@@ -31,6 +31,7 @@ from vthinker_plugins.generation.vllm_requests import (
     check_vllm_prompt,
     engine_images,
     image_token_runs,
+    never_sampled_bias,
 )
 from vthinker_plugins.loop import InteractionLoop, Trajectory
 from vthinker_plugins.model_family import never_sampled_ids
@@ -57,8 +58,7 @@ class VLLMColocateGenerator(VLLMGenerator):
         stop_strings: Sequence[str] = RL_STOP_STRINGS,
         sampling_params_cls: Any = None,
     ) -> None:
-        fixed = {"logit_bias": dict.fromkeys(never_sampled_ids(processor.tokenizer), -100.0), **sampling,
-                 "logprobs": 0}
+        fixed = {"logit_bias": never_sampled_bias(never_sampled_ids(processor.tokenizer)), **sampling, "logprobs": 0}
         super().__init__(llm, processor, fixed, stop_strings=stop_strings, sampling_params_cls=sampling_params_cls)
 
     def sampling_params(self, job: GenerationJob) -> dict[str, Any]:
@@ -81,7 +81,7 @@ class VLLMServerGenerator:
     ) -> None:
         self.client = client
         self.processor = processor
-        self.sampling = {"logit_bias": dict.fromkeys(never_sampled_ids(processor.tokenizer), -100.0), **sampling}
+        self.sampling = {"logit_bias": never_sampled_bias(never_sampled_ids(processor.tokenizer)), **sampling}
         self.place_features = place_features
         self.stop_strings = list(stop_strings)
         self.image_token_id = processor.image_token_id
